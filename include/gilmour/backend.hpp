@@ -1,0 +1,129 @@
+/// @file gilmour/backend.hpp
+/// The Backend seam: what a transport must do for the engine.
+///
+/// The engine (gilmour::Gilmour) talks to its transport only through this
+/// interface; it never knows whether it runs over Redis or the in-process bus.
+/// The operations are the protocol's needs and nothing more: publish,
+/// (p)subscribe, the exclusion lock (`SET key key NX EX ttl`), the health hash,
+/// the error list and the subscriber count.
+///
+/// Implement it to add a transport; use the factories in
+/// gilmour/backends/redis.hpp and gilmour/backends/inproc.hpp otherwise.
+///
+/// Threading contract: every member except the constructor and destructor is
+/// called by the engine on its I/O thread, after open(); every callback,
+/// including the BackendListener's, must be invoked on that same I/O thread
+/// (use IoContext::post from other threads), exactly once per call, and never
+/// from inside the call that took it. Callbacks must not throw.
+///
+/// Ownership: the engine holds its backend by shared_ptr and owns it for its
+/// lifetime; one Backend instance serves one engine.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace gilmour {
+
+/// The outcome of a backend operation: ok, or an error text.
+class Status {
+ public:
+  Status() = default;
+  static Status error(std::string text) {
+    Status s;
+    s.error_ = std::move(text);
+    s.ok_ = false;
+    return s;
+  }
+  bool ok() const noexcept { return ok_; }
+  explicit operator bool() const noexcept { return ok_; }
+  const std::string& message() const noexcept { return error_; }
+
+ private:
+  bool ok_ = true;
+  std::string error_;
+};
+
+/// The engine's I/O thread, as a backend sees it.
+class IoContext {
+ public:
+  virtual ~IoContext() = default;
+  /// Runs `fn` on the I/O thread, in order with other posted functions.
+  /// Any thread may call it. Functions posted after the loop stopped are dropped.
+  virtual void post(std::function<void()> fn) = 0;
+  /// True on the I/O thread.
+  virtual bool on_io_thread() const noexcept = 0;
+  /// The libuv loop (`uv_loop_t*`), for backends built on libuv.
+  virtual void* native_loop() noexcept = 0;
+};
+
+/// Connection states reported by a backend.
+enum class ConnectionState { kConnected, kDisconnected, kReconnected };
+
+/// What a backend reports to the engine. Called on the I/O thread.
+class BackendListener {
+ public:
+  virtual ~BackendListener() = default;
+  /// A message arrived on `channel`; `pattern` is the matching pattern of a
+  /// psubscription, empty for a plain subscription. The views are valid only
+  /// during the call.
+  virtual void on_message(std::string_view channel, std::string_view pattern,
+                          std::string_view payload) = 0;
+  /// The connection changed state; `detail` says why.
+  virtual void on_connection_state(ConnectionState state, std::string_view detail) = 0;
+};
+
+/// The transport interface. See the file comment for the threading contract.
+class Backend {
+ public:
+  using StatusCallback = std::function<void(const Status&)>;
+  using CountCallback = std::function<void(const Status&, std::int64_t)>;
+  using BoolCallback = std::function<void(const Status&, bool)>;
+  using HashCallback =
+      std::function<void(const Status&, std::vector<std::pair<std::string, std::string>>)>;
+
+  virtual ~Backend() = default;
+
+  /// Connects. `done` reports the first connection's outcome (wrong password,
+  /// unreachable server...). After a success the backend keeps itself
+  /// connected: it reconnects and restores every subscription on its own,
+  /// reporting transitions to the listener.
+  virtual void open(IoContext& io, BackendListener& listener, StatusCallback done) = 0;
+  /// Closes every connection; `done` runs when nothing of the backend is left
+  /// on the loop. No other callback runs after `done`; callbacks of operations
+  /// still pending are invoked with an error status before it.
+  virtual void close(StatusCallback done) = 0;
+
+  /// SUBSCRIBE (or PSUBSCRIBE when `pattern`); `done` when confirmed.
+  /// Subscriptions are kept across reconnects until unsubscribe().
+  virtual void subscribe(const std::string& channel, bool pattern, StatusCallback done) = 0;
+  virtual void unsubscribe(const std::string& channel, bool pattern, StatusCallback done) = 0;
+
+  /// PUBLISH; `done` gets the number of subscriptions that received it.
+  virtual void publish(const std::string& channel, std::string payload, CountCallback done) = 0;
+  /// `SET key key NX EX ttl`; `done` gets true when this call won the lock.
+  virtual void acquire_lock(const std::string& key, std::chrono::seconds ttl,
+                            BoolCallback done) = 0;
+  /// HSET / HDEL / HGETALL.
+  virtual void hash_set(const std::string& key, const std::string& field,
+                        const std::string& value, StatusCallback done) = 0;
+  virtual void hash_delete(const std::string& key, const std::string& field,
+                           StatusCallback done) = 0;
+  virtual void hash_get_all(const std::string& key, HashCallback done) = 0;
+  /// LPUSH key value, then LTRIM key 0 keep-1.
+  virtual void list_push_trim(const std::string& key, std::string value, std::int64_t keep,
+                              StatusCallback done) = 0;
+  /// Number of subscribers of an exact channel (PUBSUB NUMSUB).
+  virtual void subscriber_count(const std::string& channel, CountCallback done) = 0;
+
+  /// A short name for logs ("redis 127.0.0.1:6379", "inproc").
+  virtual std::string describe() const = 0;
+};
+
+}  // namespace gilmour

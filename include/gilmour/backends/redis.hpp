@@ -1,0 +1,60 @@
+/// @file gilmour/backends/redis.hpp
+/// The Redis backend: hiredis's async API on the engine's libuv loop, one
+/// subscriber connection and one pipelined command connection.
+///
+/// @code
+///   auto opts = gilmour::redis::Options::from_url("redis://:secret@127.0.0.1:6379/0");
+///   gilmour::Gilmour g(gilmour::redis::make_backend(opts));
+/// @endcode
+///
+/// Reconnection: when Redis goes away the backend reconnects with capped
+/// exponential backoff, re-AUTHs, re-SELECTs, re-subscribes every channel and
+/// pattern; commands issued while down fail at once with an error status.
+/// See docs/redis-backend.md.
+///
+/// Thread safety: Options is a plain value; a backend serves one engine.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "gilmour/backend.hpp"
+
+namespace gilmour::redis {
+
+/// Connection options.
+struct Options {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  /// Unix socket path; when set, host and port are ignored.
+  std::string unix_socket;
+  /// Redis 6 ACL user; empty: `AUTH password` only.
+  std::string user;
+  /// Password; empty: no AUTH.
+  std::string password;
+  int db = 0;
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
+  /// A command without a reply after this long fails and the connection is
+  /// reset (and reconnected).
+  std::chrono::milliseconds command_timeout{std::chrono::seconds(5)};
+  /// Reconnect backoff: first delay, doubled up to the cap.
+  std::chrono::milliseconds reconnect_min{std::chrono::milliseconds(50)};
+  std::chrono::milliseconds reconnect_max{std::chrono::seconds(2)};
+
+  /// Parses `redis://[[user]:password@]host[:port][/db]`,
+  /// `unix:///path/to/socket[?db=N&password=P]`, or a plain `host:port`.
+  /// @throws InvalidArgument when the URL is malformed.
+  static Options from_url(std::string_view url);
+  /// `host:port` or the socket path, for logs.
+  std::string address() const;
+};
+
+/// A Redis backend with these options.
+/// @throws InvalidArgument for an invalid option (port, db, timeouts).
+std::shared_ptr<Backend> make_backend(Options options = {});
+/// Same as make_backend(Options::from_url(url)).
+std::shared_ptr<Backend> make_backend(std::string_view url);
+
+}  // namespace gilmour::redis

@@ -1,0 +1,253 @@
+/// @file gilmour/engine.hpp
+/// gilmour::Gilmour, the engine: signal/slot, request/reply, exclusion groups,
+/// error policies and health, over any Backend.
+///
+/// @code
+///   auto g = gilmour::Gilmour(gilmour::inproc::make_backend());
+///   auto sub = g.reply_to("echo", [](const gilmour::Request& req, gilmour::Response& res) {
+///     res.set_data("Pong " + req.data<std::string>());
+///   });
+///   g.start();
+///   gilmour::Message m = g.request_sync("echo", "hello");   // m.data() == "Pong hello"
+///   g.stop();
+/// @endcode
+///
+/// Threading model:
+/// - Each engine owns one I/O thread running a libuv loop; it alone touches
+///   the backend's connections. Public calls from other threads reach it
+///   through a locked queue and a uv_async wake-up.
+/// - Handlers and request callbacks run on the engine's Executor (a worker
+///   pool by default), never on the I/O thread, so a slow handler stalls
+///   neither I/O nor other handlers. Each message is its own task: one
+///   handler may run concurrently for several messages.
+/// - A handler may make requests, including request_sync (the pool grows
+///   while a worker blocks, see ThreadPool).
+///
+/// Thread safety: every member function of Gilmour is thread-safe, except
+/// that the object must not be moved or destroyed while other threads use it.
+/// Handlers and callbacks must not throw out of the engine's control: a
+/// throwing reply handler answers 500, a throwing slot handler is reported,
+/// a throwing request callback is logged and swallowed.
+///
+/// Errors: misuse throws (see error.hpp) before anything is sent; remote
+/// outcomes are Message codes, and a request always completes exactly once.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <future>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "gilmour/backend.hpp"
+#include "gilmour/message.hpp"
+#include "gilmour/options.hpp"
+#include "gilmour/stats.hpp"
+
+namespace gilmour {
+
+namespace detail {
+class Engine;
+struct ReplyState;
+struct HandlerEntry;
+}  // namespace detail
+
+/// What a handler receives: the topic, sender and message of one request or
+/// signal. Thread safety: immutable; cheap to copy (shares the message).
+class Request {
+ public:
+  /// The topic as the handler registered it (`item.buy.*` for a wildcard slot).
+  const std::string& topic() const noexcept;
+  /// The channel the message arrived on (`gilmour.slot.item.buy.42`).
+  const std::string& channel() const noexcept;
+  const std::string& sender() const noexcept { return message().sender(); }
+  const Message& message() const noexcept;
+  const nlohmann::json& data() const noexcept { return message().data(); }
+  /// The payload converted with nlohmann's from_json.
+  /// @throws nlohmann::json::exception when it does not convert (a reply handler
+  ///         that lets it escape answers 500 with the error text).
+  template <typename T>
+  T data() const {
+    return message().data<T>();
+  }
+
+  struct Impl;  ///< implementation detail
+
+ private:
+  friend class detail::Engine;
+  std::shared_ptr<const Impl> impl_;
+};
+
+/// A reply handler's answer. Set data and code; the engine publishes it when
+/// the handler returns, unless the handler called defer().
+///
+/// Thread safety: a Response is used by its handler only; the handle returned
+/// by defer() may be completed from any thread.
+class Response {
+ public:
+  /// A handle to answer later, from any thread, once. Copyable; every copy
+  /// refers to the same answer. The server-side timeout still applies: if it
+  /// passes first, 499 is sent and respond() returns false. If every copy is
+  /// destroyed without an answer, 500 "response abandoned" is sent.
+  class Deferred {
+   public:
+    Deferred() = default;
+    /// Sends the answer; true when this call sent it (false: already answered
+    /// or timed out).
+    bool respond(nlohmann::json data, int code = code::kOk);
+    bool respond(const Message& m) { return respond(m.data(), m.code()); }
+    bool valid() const noexcept { return static_cast<bool>(guard_); }
+
+   private:
+    friend class Response;
+    std::shared_ptr<void> guard_;  // keeps the answer alive; answers 500 when the last copy goes
+    std::shared_ptr<detail::ReplyState> state_;
+  };
+
+  Response& set_data(nlohmann::json data);
+  Response& set_code(int code) noexcept;
+  const nlohmann::json& data() const noexcept { return message_.data(); }
+  int code() const noexcept { return message_.code(); }
+  /// Takes over the answer: the engine will not send when the handler returns.
+  /// Data and code set before are discarded; answer through the handle.
+  Deferred defer();
+
+ private:
+  friend class detail::Engine;
+  explicit Response(std::shared_ptr<detail::ReplyState> state);
+  std::shared_ptr<detail::ReplyState> state_;
+  Message message_;
+  bool deferred_ = false;
+};
+
+/// A registered handler. Move-only; unsubscribes on destruction or cancel().
+///
+/// After cancel() returns no new invocation of the handler starts; one
+/// already running finishes. cancel() is idempotent and noexcept, and any
+/// thread may call it, including the handler itself.
+class [[nodiscard]] Subscription {
+ public:
+  Subscription() = default;
+  ~Subscription();
+  Subscription(Subscription&& other) noexcept;
+  Subscription& operator=(Subscription&& other) noexcept;
+  Subscription(const Subscription&) = delete;
+  Subscription& operator=(const Subscription&) = delete;
+
+  void cancel() noexcept;
+  /// Gives up the handle: the handler stays until the engine stops.
+  void detach() noexcept;
+  /// True until cancel() (or the engine's stop()).
+  bool active() const noexcept;
+  const std::string& topic() const noexcept;
+
+ private:
+  friend class detail::Engine;
+  std::weak_ptr<detail::Engine> engine_;
+  std::shared_ptr<detail::HandlerEntry> entry_;
+};
+
+/// What a signal with a callback reports.
+struct SignalResult {
+  Status status;            ///< error when the publish could not be performed
+  std::int64_t receivers = 0;  ///< subscriptions that received it
+  /// True when the signal was published and, with confirm_subscribers, heard.
+  bool ok() const noexcept { return status.ok(); }
+};
+
+using SlotHandler = std::function<void(const Request&)>;
+using ReplyHandler = std::function<void(const Request&, Response&)>;
+using ReplyCallback = std::function<void(Message)>;
+using SignalCallback = std::function<void(const SignalResult&)>;
+
+/// The engine. Move-only; see the file comment for the threading model.
+class Gilmour {
+ public:
+  /// An engine over `backend` (shared ownership; one engine per backend).
+  /// @throws InvalidArgument when backend is null or an option is invalid.
+  explicit Gilmour(std::shared_ptr<Backend> backend, EngineOptions options = {});
+  /// Stops (as stop()) and joins the I/O thread. Must not run on a handler
+  /// of this engine.
+  ~Gilmour();
+  Gilmour(Gilmour&&) noexcept;
+  Gilmour& operator=(Gilmour&&) noexcept;
+  Gilmour(const Gilmour&) = delete;
+  Gilmour& operator=(const Gilmour&) = delete;
+
+  /// Connects, subscribes every registered handler, and (with health_check)
+  /// registers the process. Blocks until done.
+  /// @throws ConnectionError when the backend cannot be reached within
+  ///         connect_timeout; InvalidState when already started or stopped.
+  void start();
+  /// Graceful stop: unsubscribes (no new messages are taken), lets running
+  /// handlers finish up to `drain` (default EngineOptions::drain_timeout),
+  /// completes waiting requests with 503 "engine stopped", deregisters health,
+  /// closes the backend and joins the I/O thread. Idempotent. An engine is
+  /// not restarted after stop(). Returns false when handlers were still
+  /// running at the deadline (their late answers are dropped).
+  bool stop();
+  bool stop(std::chrono::milliseconds drain);
+  bool running() const noexcept;
+
+  /// Registers a slot: `handler` runs for every signal on `topic`. `topic`
+  /// may hold Redis glob wildcards (`item.buy.*`); with options.group set,
+  /// only one slot of the group runs per signal. After start(), blocks until
+  /// the subscription is confirmed (up to connect_timeout).
+  /// @throws InvalidArgument for an empty topic or a null handler.
+  Subscription slot(std::string_view topic, SlotHandler handler, HandlerOptions options = {});
+
+  /// Registers a reply handler for `topic` (group "_default" unless set).
+  /// @throws InvalidArgument for an empty topic, a topic containing `*`, a null
+  ///         handler, or a second handler for the same topic and group.
+  Subscription reply_to(std::string_view topic, ReplyHandler handler,
+                        HandlerOptions options = {});
+
+  /// Publishes a signal on `topic`; fire and forget. A failed publish is
+  /// logged and counted (Stats::publish_failures).
+  /// @throws InvalidArgument for an empty topic or one containing `*`;
+  ///         InvalidState when the engine is not running.
+  void signal(std::string_view topic, nlohmann::json data, SignalOptions options = {});
+  /// As above; `done` runs on the executor with the outcome.
+  void signal(std::string_view topic, nlohmann::json data, SignalCallback done,
+              SignalOptions options = {});
+
+  /// Sends a request; `done` runs once on the executor with the response,
+  /// or with 499 at the timeout, 404 (confirm_subscribers and nobody
+  /// listens), 503 (could not be sent, engine stopped).
+  /// @throws InvalidArgument for an empty topic or one containing `*`, a null
+  ///         callback, a negative timeout; InvalidState when not running.
+  void request(std::string_view topic, nlohmann::json data, ReplyCallback done,
+               RequestOptions options = {});
+  /// As above, as a future (which never holds an exception).
+  [[nodiscard]] std::future<Message> request(std::string_view topic, nlohmann::json data,
+                                             RequestOptions options = {});
+  /// As above, blocking. Warning: from a handler it occupies a worker until
+  /// the answer; the default pool grows to compensate, an injected Executor
+  /// may not.
+  /// @throws InvalidState when called on the engine's I/O thread.
+  Message request_sync(std::string_view topic, nlohmann::json data, RequestOptions options = {});
+
+  /// Counters since construction.
+  Stats stats() const;
+  /// This engine's id (a UUID), the prefix of its request senders.
+  const std::string& id() const noexcept;
+  /// The process ident registered for health checks:
+  /// `<hostname>-pid-<pid>-uuid-<uuid>`.
+  const std::string& health_ident() const noexcept;
+  /// Turns health checks on: at start() (or now, when running) registers the
+  /// ident and answers pings on `gilmour.health.<ident>`.
+  void enable_health_check();
+  /// Changes the error policy at run time.
+  void set_error_policy(ErrorPolicy policy);
+  ErrorPolicy error_policy() const noexcept;
+  /// The backend (for composition and tools built on the engine).
+  const std::shared_ptr<Backend>& backend() const noexcept;
+  /// The engine's logger.
+  const std::shared_ptr<spdlog::logger>& logger() const noexcept;
+
+ private:
+  std::shared_ptr<detail::Engine> impl_;
+};
+
+}  // namespace gilmour

@@ -1,0 +1,68 @@
+/// @file gilmour/executor.hpp
+/// Executor: where handlers and request callbacks run.
+///
+/// By default each engine owns a ThreadPool of EngineOptions::worker_threads
+/// threads; an application may inject its own Executor (shared by several
+/// engines, or its own pool). Each message is its own task, so one reply
+/// handler serves many requests at once.
+///
+/// Thread safety: submit() may be called from any thread.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+
+namespace gilmour {
+
+/// Runs tasks. Implementations must run every submitted task exactly once
+/// (or drop it after shutdown) and must not run it on the calling thread
+/// when the caller is an engine's I/O thread.
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  virtual void submit(std::function<void()> task) = 0;
+};
+
+/// A fixed-size pool that grows while its workers block.
+///
+/// When a task blocks in Gilmour::request_sync (or calls
+/// ThreadPool::BlockingScope itself), the pool starts a temporary worker so
+/// that `size` threads stay runnable; this is why a handler may make a
+/// blocking request to a handler of the same engine without deadlocking.
+/// Temporary workers exit once idle. The pool never exceeds `max_threads`.
+///
+/// Thread safety: all members are thread-safe. The destructor drains queued
+/// tasks (runs them) and joins every worker; it must not run on a worker.
+class ThreadPool : public Executor {
+ public:
+  explicit ThreadPool(std::size_t size, std::size_t max_threads = 0);
+  ~ThreadPool() override;
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  void submit(std::function<void()> task) override;
+  /// Stops accepting tasks, runs what is queued and joins the workers.
+  void shutdown();
+  std::size_t size() const noexcept;
+
+  /// Marks the current thread as blocked for its lifetime, if it is a worker
+  /// of some ThreadPool; a no-op on other threads.
+  class BlockingScope {
+   public:
+    BlockingScope();
+    ~BlockingScope();
+    BlockingScope(const BlockingScope&) = delete;
+    BlockingScope& operator=(const BlockingScope&) = delete;
+
+   private:
+    void* state_;
+  };
+
+  struct State;  ///< implementation detail
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace gilmour

@@ -1,0 +1,188 @@
+// The engine's internals (gilmour::detail::Engine). Not installed.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "gilmour/engine.hpp"
+#include "gilmour/error_record.hpp"
+#include "gilmour/executor.hpp"
+#include "io_loop.hpp"
+
+namespace gilmour {
+
+struct Request::Impl {
+  std::string topic;
+  std::string channel;
+  std::shared_ptr<const Message> message;
+};
+
+namespace detail {
+
+enum class HandlerKind { kSlot, kReply };
+
+/// One registered slot or reply handler.
+struct HandlerEntry {
+  HandlerKind kind = HandlerKind::kSlot;
+  std::string topic;    // as registered
+  std::string channel;  // channel or pattern subscribed
+  bool pattern = false;
+  std::string group;  // empty: ungrouped slot
+  std::chrono::milliseconds timeout{0};
+  SlotHandler slot;
+  ReplyHandler reply;
+  bool internal = false;  // the health handler: not listed in health answers
+  std::atomic<bool> active{true};
+  bool attached = false;  // I/O thread only: added to Engine::subs_
+};
+
+/// Counts a handler invocation or an unanswered reply for stop()'s drain.
+class InflightToken {
+ public:
+  explicit InflightToken(const std::shared_ptr<Engine>& e);
+  ~InflightToken();
+  InflightToken(const InflightToken&) = delete;
+  InflightToken& operator=(const InflightToken&) = delete;
+
+ private:
+  std::weak_ptr<Engine> engine_;
+};
+
+/// The state of one reply: shared by the handler's Response, the deferred
+/// handle and the server-side timer. Exactly one answer is sent.
+struct ReplyState {
+  std::weak_ptr<Engine> engine;
+  std::shared_ptr<HandlerEntry> handler;
+  std::shared_ptr<const Request::Impl> request;
+  std::atomic<bool> done{false};
+  IoLoop::TimerId timer;                    // I/O thread only
+  std::unique_ptr<InflightToken> token;     // released on the I/O thread when answered
+};
+
+/// The state of one slot invocation (its timeout report).
+struct SlotState {
+  std::atomic<bool> done{false};
+  IoLoop::TimerId timer;
+};
+
+class Engine final : public BackendListener, public std::enable_shared_from_this<Engine> {
+ public:
+  Engine(std::shared_ptr<Backend> backend, EngineOptions options);
+  ~Engine() override;
+
+  void start();
+  bool stop(std::chrono::milliseconds drain);
+  bool running() const noexcept { return state_.load() == kRunning; }
+
+  Subscription add_handler(std::shared_ptr<HandlerEntry> entry);
+  void remove_handler(const std::shared_ptr<HandlerEntry>& entry) noexcept;
+
+  void signal(std::string_view topic, nlohmann::json data, SignalCallback done,
+              SignalOptions options);
+  void request(std::string_view topic, nlohmann::json data, std::function<void(Message)> complete,
+               bool complete_on_io, RequestOptions options);
+  Message request_sync(std::string_view topic, nlohmann::json data, RequestOptions options);
+
+  /// Answers a reply (any thread); false when it was answered already.
+  bool finish_reply(const std::shared_ptr<ReplyState>& st, nlohmann::json data, int code);
+  void report_error(ErrorRecord record);
+
+  Stats stats() const;
+  void enable_health_check();
+  std::vector<std::string> listened_channels() const;
+
+  // BackendListener (I/O thread)
+  void on_message(std::string_view channel, std::string_view pattern,
+                  std::string_view payload) override;
+  void on_connection_state(ConnectionState state, std::string_view detail) override;
+
+  void inflight_add() noexcept;
+  void inflight_done() noexcept;
+
+  std::shared_ptr<Backend> backend_;
+  EngineOptions opts_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::string id_;
+  std::string ident_;
+  std::atomic<ErrorPolicy> policy_;
+
+ private:
+  enum State : int { kNew, kStarting, kRunning, kStopping, kStopped };
+  struct ChannelSubs {
+    bool pattern = false;
+    bool confirmed = false;
+    std::vector<std::shared_ptr<HandlerEntry>> handlers;
+    std::vector<std::function<void(const Status&)>> waiters;
+  };
+  struct Pending {
+    std::function<void(Message)> complete;
+    IoLoop::TimerId timer;
+    bool own_channel = false;  // per-request scheme: unsubscribe when done
+  };
+  struct Counters {
+    std::atomic<std::uint64_t> requests_sent{0}, responses_received{0}, requests_handled{0},
+        responses_sent{0}, signals_sent{0}, signals_received{0}, lock_lost{0}, handler_errors{0},
+        server_timeouts{0}, client_timeouts{0}, no_listeners{0}, publish_failures{0},
+        malformed_dropped{0}, stray_responses{0}, errors_reported{0}, reconnects{0};
+  };
+
+  void check_topic(std::string_view topic, const char* what) const;
+  void require_running(const char* what) const;
+  // I/O thread
+  void attach(const std::shared_ptr<HandlerEntry>& entry, std::function<void(const Status&)> done);
+  void detach(const std::shared_ptr<HandlerEntry>& entry);
+  void start_request(std::uint64_t seq, std::string channel, std::string payload,
+                     std::string topic, std::chrono::milliseconds timeout, bool confirm,
+                     std::function<void(Message)> complete);
+  void finish_request(std::uint64_t seq, Message m);
+  void on_response(std::string_view channel, std::string_view payload);
+  void dispatch(const std::shared_ptr<HandlerEntry>& h, const std::shared_ptr<const Message>& msg,
+                const std::string& channel);
+  void run_reply(const std::shared_ptr<ReplyState>& st);
+  void run_slot(const std::shared_ptr<HandlerEntry>& h,
+                const std::shared_ptr<const Request::Impl>& req,
+                const std::shared_ptr<SlotState>& st);
+  void publish_error(const ErrorRecord& record);
+  ErrorRecord make_record(const Request::Impl& req, int code, nlohmann::json backtrace) const;
+  void warn_malformed(std::string_view channel, std::string_view reason);
+  std::string response_channel(std::uint64_t seq) const;
+  bool wait_io(std::function<void(std::function<void(const Status&)>)> op,
+               std::chrono::milliseconds timeout, Status* out);
+
+  IoLoop io_;
+  std::shared_ptr<Executor> executor_;
+  std::shared_ptr<ThreadPool> own_pool_;
+  std::atomic<int> state_{kNew};
+  std::atomic<bool> io_started_{false};
+  std::atomic<std::uint64_t> seq_{0};
+  std::string response_prefix_;  // gilmour.response.<id>.
+  bool health_enabled_ = false;  // guarded by reg_mu_
+
+  mutable std::mutex reg_mu_;
+  std::set<std::pair<std::string, std::string>> reply_keys_;  // (channel, group)
+  std::vector<std::shared_ptr<HandlerEntry>> entries_;
+  std::shared_ptr<HandlerEntry> health_entry_;
+
+  // I/O thread only.
+  std::unordered_map<std::string, ChannelSubs> subs_;
+  std::unordered_map<std::uint64_t, Pending> pending_;
+  bool connected_ = false;
+
+  Counters counters_;
+  std::mutex drain_mu_;
+  std::condition_variable drain_cv_;
+  std::int64_t inflight_ = 0;  // guarded by drain_mu_
+  std::atomic<std::int64_t> last_malformed_log_{0};
+  std::atomic<std::uint64_t> malformed_suppressed_{0};
+};
+
+}  // namespace detail
+}  // namespace gilmour

@@ -1,0 +1,145 @@
+#include "io_loop.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace gilmour::detail {
+
+IoLoop::IoLoop() {
+  if (uv_loop_init(&loop_) != 0 || uv_async_init(&loop_, &async_, &IoLoop::on_async) != 0 ||
+      uv_timer_init(&loop_, &timer_) != 0) {
+    std::fprintf(stderr, "gilmour: cannot initialise the libuv loop\n");
+    std::abort();
+  }
+  async_.data = this;
+  timer_.data = this;
+}
+
+IoLoop::~IoLoop() {
+  if (started_) {
+    stop_and_join();
+  } else {
+    // Never ran: close the handles on this thread.
+    uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_loop_close(&loop_);
+  }
+}
+
+void IoLoop::start() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    started_ = true;
+  }
+  thread_ = std::thread([this] {
+    thread_id_.store(std::this_thread::get_id());
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    // Everything the loop owned must be closed now; run close callbacks.
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    if (uv_loop_close(&loop_) == UV_EBUSY) {
+      uv_walk(
+          &loop_,
+          [](uv_handle_t* h, void*) {
+            if (!uv_is_closing(h)) uv_close(h, nullptr);
+          },
+          nullptr);
+      uv_run(&loop_, UV_RUN_DEFAULT);
+      uv_loop_close(&loop_);
+    }
+  });
+}
+
+void IoLoop::stop_and_join() {
+  if (!thread_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closing_ = true;
+  }
+  uv_async_send(&async_);
+  thread_.join();
+  std::vector<std::function<void()>> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    dropped.swap(queue_);
+  }
+}
+
+bool IoLoop::try_post(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!started_ || (closing_ && !on_io_thread()) || closed_) return false;
+    queue_.push_back(std::move(fn));
+  }
+  uv_async_send(&async_);
+  return true;
+}
+
+bool IoLoop::on_io_thread() const noexcept {
+  return thread_id_.load() == std::this_thread::get_id();
+}
+
+void IoLoop::on_async(uv_async_t* handle) { static_cast<IoLoop*>(handle->data)->drain(); }
+
+void IoLoop::drain() {
+  bool closing = false;
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      running_.swap(queue_);
+      closing = closing_;
+    }
+    if (running_.empty()) break;
+    for (auto& fn : running_) fn();
+    running_.clear();
+  }
+  if (closing) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closed_ = true;
+    }
+    timers_.clear();
+    uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+  }
+}
+
+IoLoop::TimerId IoLoop::schedule(std::chrono::milliseconds delay, std::function<void()> fn) {
+  TimerId id{Clock::now() + delay, ++next_timer_};
+  timers_.emplace(std::make_pair(id.when, id.seq), std::move(fn));
+  if (id.when < armed_for_) arm_timer();
+  return id;
+}
+
+void IoLoop::cancel(TimerId id) {
+  if (id) timers_.erase(std::make_pair(id.when, id.seq));
+}
+
+void IoLoop::arm_timer() {
+  if (timers_.empty()) {
+    uv_timer_stop(&timer_);
+    armed_for_ = Clock::time_point::max();
+    return;
+  }
+  auto when = timers_.begin()->first.first;
+  auto now = Clock::now();
+  auto ms = when <= now ? 0
+                        : std::chrono::duration_cast<std::chrono::milliseconds>(when - now).count() + 1;
+  armed_for_ = when;
+  uv_timer_start(&timer_, &IoLoop::on_timer, static_cast<std::uint64_t>(ms), 0);
+}
+
+void IoLoop::on_timer(uv_timer_t* handle) { static_cast<IoLoop*>(handle->data)->fire_timers(); }
+
+void IoLoop::fire_timers() {
+  armed_for_ = Clock::time_point::max();
+  auto now = Clock::now();
+  while (!timers_.empty() && timers_.begin()->first.first <= now) {
+    auto fn = std::move(timers_.begin()->second);
+    timers_.erase(timers_.begin());
+    fn();
+  }
+  arm_timer();
+}
+
+}  // namespace gilmour::detail

@@ -1,0 +1,75 @@
+// The engine's I/O thread: a libuv loop, a cross-thread task queue drained on
+// each uv_async wake-up, and a timer queue driven by one uv_timer.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "gilmour/backend.hpp"
+
+namespace gilmour::detail {
+
+class IoLoop final : public IoContext {
+ public:
+  using Clock = std::chrono::steady_clock;
+  /// Identifies a scheduled timer; a default TimerId is "none".
+  struct TimerId {
+    Clock::time_point when{};
+    std::uint64_t seq = 0;
+    explicit operator bool() const noexcept { return seq != 0; }
+  };
+
+  IoLoop();
+  ~IoLoop() override;
+  IoLoop(const IoLoop&) = delete;
+  IoLoop& operator=(const IoLoop&) = delete;
+
+  /// Starts the thread.
+  void start();
+  /// Asks the loop to finish: runs posted tasks, closes its own handles and
+  /// joins. Tasks posted afterwards are dropped. Must not run on the loop.
+  void stop_and_join();
+
+  void post(std::function<void()> fn) override { try_post(std::move(fn)); }
+  /// As post(); false when the loop is closing and `fn` was dropped.
+  bool try_post(std::function<void()> fn);
+  bool on_io_thread() const noexcept override;
+  void* native_loop() noexcept override { return &loop_; }
+
+  /// I/O thread only. Runs `fn` on the I/O thread after `delay`.
+  TimerId schedule(std::chrono::milliseconds delay, std::function<void()> fn);
+  /// I/O thread only. Cancels a timer that has not run; no-op otherwise.
+  void cancel(TimerId id);
+
+ private:
+  static void on_async(uv_async_t* handle);
+  static void on_timer(uv_timer_t* handle);
+  void drain();
+  void fire_timers();
+  void arm_timer();
+
+  uv_loop_t loop_{};
+  uv_async_t async_{};
+  uv_timer_t timer_{};
+  std::thread thread_;
+  std::atomic<std::thread::id> thread_id_{};
+  std::mutex mu_;
+  std::vector<std::function<void()>> queue_;
+  std::vector<std::function<void()>> running_;
+  bool closing_ = false;  // guarded by mu_
+  bool closed_ = false;   // guarded by mu_: async_ is closed
+  bool started_ = false;  // guarded by mu_
+  std::map<std::pair<Clock::time_point, std::uint64_t>, std::function<void()>> timers_;
+  std::uint64_t next_timer_ = 0;
+  Clock::time_point armed_for_{Clock::time_point::max()};
+};
+
+}  // namespace gilmour::detail

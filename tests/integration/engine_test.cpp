@@ -1,0 +1,481 @@
+// The engine suite, run on every backend: signal/slot, wildcards, exclusion
+// groups, request/reply, timeouts, nesting, stop(), bad arguments.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "support/backends.hpp"
+#include "support/redis_server.hpp"
+
+namespace gilmour::test {
+namespace {
+
+struct Order {
+  std::string item;
+  int qty = 0;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Order, item, qty)
+
+class EngineTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    std::string why;
+    world_ = make_world(GetParam(), &why);
+    if (!world_) {
+      if (GetParam() == "redis" && RedisServer::required() &&
+          why.find("not built") == std::string::npos) {
+        FAIL() << "Redis is required under CI: " << why;
+      }
+      GTEST_SKIP() << why;
+    }
+  }
+  void TearDown() override {
+    for (auto& e : engines_) e->stop();
+    engines_.clear();
+  }
+
+  /// An engine on this test's world, stopped at TearDown.
+  Gilmour& engine(EngineOptions o = test_options()) {
+    engines_.push_back(std::make_unique<Gilmour>(world_->backend(), std::move(o)));
+    return *engines_.back();
+  }
+  Gilmour& started(EngineOptions o = test_options()) {
+    auto& g = engine(std::move(o));
+    g.start();
+    return g;
+  }
+
+  std::unique_ptr<World> world_;
+  std::vector<std::unique_ptr<Gilmour>> engines_;
+};
+
+TEST_P(EngineTest, SignalReachesEverySlot) {
+  auto topic = unique_topic("sig");
+  Counter hits;
+  std::vector<Subscription> subs;
+  for (int i = 0; i < 3; ++i) {
+    auto& g = started();
+    for (int k = 0; k < 2; ++k) {
+      subs.push_back(g.slot(topic, [&](const Request& r) {
+        EXPECT_EQ(r.data<std::string>(), "hello");
+        EXPECT_EQ(r.topic(), topic);
+        hits.add();
+      }));
+    }
+  }
+  auto& sender = started();
+  std::promise<SignalResult> res;
+  sender.signal(topic, "hello", [&](const SignalResult& r) { res.set_value(r); });
+  auto r = res.get_future().get();
+  EXPECT_TRUE(r.ok());
+  EXPECT_EQ(r.receivers, 3);  // one subscription per engine
+  ASSERT_TRUE(hits.wait_for(6));
+  EXPECT_EQ(hits.value(), 6u);
+}
+
+TEST_P(EngineTest, WildcardSlotsMatchLikePsubscribe) {
+  auto base = unique_topic("item");
+  auto& g = started();
+  std::mutex mu;
+  std::multiset<std::string> got;
+  Counter hits;
+  auto sub = g.slot(base + ".buy.*", [&](const Request& r) {
+    std::lock_guard<std::mutex> lock(mu);
+    got.insert(r.channel());
+    EXPECT_EQ(r.topic(), base + ".buy.*");
+    hits.add();
+  });
+  auto& s = started();
+  s.signal(base + ".buy.500", 1);
+  s.signal(base + ".sell.1", 2);          // no match
+  s.signal(base + ".buy.x.y", 3);         // '*' spans dots, as in Redis
+  s.signal(base + ".buy", 4);             // no match
+  ASSERT_TRUE(hits.wait_for(2));
+  // A signal that must match acts as a barrier for the ones that must not.
+  s.signal(base + ".buy.last", 5);
+  ASSERT_TRUE(hits.wait_for(3));
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(got, (std::multiset<std::string>{"gilmour.slot." + base + ".buy.500",
+                                             "gilmour.slot." + base + ".buy.x.y",
+                                             "gilmour.slot." + base + ".buy.last"}));
+}
+
+TEST_P(EngineTest, GroupExclusivityFiveEnginesThousandMessages) {
+  constexpr int kEngines = 5, kMessages = 1000;
+  auto slot_topic = unique_topic("grp-slot");
+  auto reply_topic = unique_topic("grp-reply");
+  std::mutex mu;
+  std::map<int, int> slot_a, slot_b, ungrouped, replies;
+  Counter slot_hits, reply_hits;
+  std::vector<Subscription> subs;
+  for (int i = 0; i < kEngines; ++i) {
+    auto o = test_options();
+    o.worker_threads = 2;
+    auto& g = started(o);
+    auto count = [&](std::map<int, int>& m) {
+      return [&](const Request& r) {
+        std::lock_guard<std::mutex> lock(mu);
+        ++m[r.data<int>()];
+        slot_hits.add();
+      };
+    };
+    subs.push_back(g.slot(slot_topic, count(slot_a), {"group-a"}));
+    subs.push_back(g.slot(slot_topic, count(slot_b), {"group-b"}));
+    if (i < 2) subs.push_back(g.slot(slot_topic, count(ungrouped)));
+    subs.push_back(g.reply_to(reply_topic, [&](const Request& r, Response& res) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        ++replies[r.data<int>()];
+      }
+      reply_hits.add();
+      res.set_data(r.data<int>() * 2);
+    }));
+  }
+  auto& client = started();
+  std::vector<std::future<Message>> futures;
+  for (int m = 0; m < kMessages; ++m) {
+    client.signal(slot_topic, m);
+    futures.push_back(client.request(reply_topic, m));
+  }
+  for (int m = 0; m < kMessages; ++m) {
+    auto resp = futures[m].get();
+    ASSERT_EQ(resp.code(), 200) << resp.error_text();
+    EXPECT_EQ(resp.data<int>(), m * 2);
+  }
+  // group-a, group-b: once each; ungrouped: once per engine that has one (2).
+  ASSERT_TRUE(slot_hits.wait_for(kMessages * 4));
+  ASSERT_TRUE(reply_hits.wait_for(kMessages));
+  // Every lock loser has reported back once the winners all ran.
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(slot_a.size(), static_cast<std::size_t>(kMessages));
+  ASSERT_EQ(slot_b.size(), static_cast<std::size_t>(kMessages));
+  ASSERT_EQ(replies.size(), static_cast<std::size_t>(kMessages));
+  for (int m = 0; m < kMessages; ++m) {
+    EXPECT_EQ(slot_a[m], 1) << m;
+    EXPECT_EQ(slot_b[m], 1) << m;
+    EXPECT_EQ(ungrouped[m], 2) << m;
+    EXPECT_EQ(replies[m], 1) << m;
+  }
+  EXPECT_EQ(slot_hits.value(), static_cast<std::size_t>(kMessages * 4));
+  // No extra invocation arrives late: 4 per message in all, and the losers'
+  // count accounts for the rest (each engine's group handlers saw each message).
+  std::uint64_t lost = 0;
+  for (auto& e : engines_) lost += e->stats().lock_lost;
+  EXPECT_LE(lost, static_cast<std::uint64_t>(kMessages * (kEngines - 1) * 3));
+}
+
+TEST_P(EngineTest, ReplyRoundTripWithTypedData) {
+  auto topic = unique_topic("order");
+  auto& server = started();
+  auto sub = server.reply_to(topic, [](const Request& r, Response& res) {
+    auto o = r.data<Order>();
+    o.qty *= 10;
+    res.set_data(o);
+  });
+  auto& client = started();
+  auto m = client.request(topic, Order{"book", 2}).get();
+  ASSERT_EQ(m.code(), 200) << m.error_text();
+  auto o = m.data<Order>();
+  EXPECT_EQ(o.item, "book");
+  EXPECT_EQ(o.qty, 20);
+
+  // Callback form runs on a worker with the same answer.
+  std::promise<Message> p;
+  client.request(topic, Order{"pen", 1}, [&](Message mm) { p.set_value(std::move(mm)); });
+  EXPECT_EQ(p.get_future().get().data<Order>().qty, 10);
+  // Blocking form.
+  EXPECT_EQ(client.request_sync(topic, Order{"ink", 3}).data<Order>().qty, 30);
+}
+
+TEST_P(EngineTest, EchoAsInTheTalk) {
+  auto& server = started();
+  auto topic = unique_topic("echo");
+  auto sub = server.reply_to(topic, [](const Request& r, Response& res) {
+    res.set_data("Pong " + r.data<std::string>());
+  });
+  auto m = started().request_sync(topic, "hello?");
+  EXPECT_EQ(m.code(), 200);
+  EXPECT_EQ(m.data<std::string>(), "Pong hello?");
+}
+
+TEST_P(EngineTest, HandlerExceptionAnswers500WithText) {
+  auto& server = started();
+  auto topic = unique_topic("boom");
+  auto sub = server.reply_to(topic, [](const Request&, Response&) {
+    throw std::runtime_error("disk on fire");
+  });
+  auto m = started().request_sync(topic, 1);
+  EXPECT_EQ(m.code(), 500);
+  EXPECT_EQ(m.data<std::string>(), "disk on fire");
+  EXPECT_EQ(server.stats().handler_errors, 1u);
+  // A typed-data conversion failure is a handler error too.
+  auto sub2 = server.reply_to(topic + ".typed", [](const Request& r, Response& res) {
+    res.set_data(r.data<Order>().qty);
+  });
+  auto m2 = started().request_sync(topic + ".typed", "not an order");
+  EXPECT_EQ(m2.code(), 500);
+}
+
+TEST_P(EngineTest, ServerTimeoutAnswers499AndDropsTheLateReply) {
+  auto& server = started();
+  auto topic = unique_topic("slow");
+  Latch release, returned;
+  auto sub = server.reply_to(
+      topic,
+      [&](const Request&, Response& res) {
+        release.wait();
+        res.set_data("too late");
+        returned.open();
+      },
+      {"", 100ms});
+  auto& client = started();
+  auto m = client.request_sync(topic, 1);
+  EXPECT_EQ(m.code(), 499);
+  EXPECT_EQ(m.data<std::string>(), "Execution timed out");
+  release.open();
+  ASSERT_TRUE(returned.wait());
+  // The handler returned after its deadline; exactly one response went out.
+  auto cap = world_->capture("gilmour.response.*", true);
+  auto m2 = client.request_sync(topic + "-probe", 1, {50ms});  // nothing listens
+  EXPECT_EQ(m2.code(), 499);
+  EXPECT_EQ(server.stats().responses_sent, 1u);
+  EXPECT_EQ(server.stats().server_timeouts, 1u);
+  EXPECT_TRUE(cap->snapshot().empty());
+  EXPECT_EQ(client.stats().stray_responses, 0u);
+}
+
+TEST_P(EngineTest, ClientTimeoutCompletesWith499Once) {
+  auto& server = started();
+  auto topic = unique_topic("silent");
+  std::vector<Response::Deferred> held;
+  std::mutex mu;
+  auto sub = server.reply_to(topic, [&](const Request&, Response& res) {
+    std::lock_guard<std::mutex> lock(mu);
+    held.push_back(res.defer());  // never answers in time
+  });
+  auto& client = started();
+  Counter calls;
+  std::promise<Message> p;
+  client.request(
+      topic, 1,
+      [&](Message m) {
+        calls.add();
+        if (calls.value() == 1) p.set_value(std::move(m));
+      },
+      {150ms});
+  auto m = p.get_future().get();
+  EXPECT_EQ(m.code(), 499);
+  EXPECT_TRUE(m.timed_out());
+  // Answer now: the response arrives after the timeout and is ignored.
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_EQ(held.size(), 1u);
+    EXPECT_TRUE(held[0].respond("late"));
+  }
+  // A later request is a barrier: the stray answer has been processed before it.
+  auto sub2 = server.reply_to(topic + ".b", [](const Request&, Response& r) { r.set_data(1); });
+  EXPECT_EQ(client.request_sync(topic + ".b", 0).code(), 200);
+  EXPECT_EQ(calls.value(), 1u);
+  EXPECT_EQ(client.stats().client_timeouts, 1u);
+}
+
+TEST_P(EngineTest, DeferredResponseFromAnotherThread) {
+  auto& server = started();
+  auto topic = unique_topic("deferred");
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  auto sub = server.reply_to(topic, [&](const Request& r, Response& res) {
+    auto d = res.defer();
+    int v = r.data<int>();
+    std::lock_guard<std::mutex> lock(mu);
+    threads.emplace_back([d, v]() mutable { d.respond(v + 1, 201); });
+  });
+  auto& client = started();
+  auto m = client.request_sync(topic, 41);
+  EXPECT_EQ(m.code(), 201);
+  EXPECT_EQ(m.data<int>(), 42);
+  // Abandoning a deferred response answers 500.
+  auto sub2 = server.reply_to(topic + ".drop", [](const Request&, Response& res) {
+    auto d = res.defer();
+  });
+  auto m2 = client.request_sync(topic + ".drop", 1);
+  EXPECT_EQ(m2.code(), 500);
+  EXPECT_EQ(m2.data<std::string>(), "response abandoned");
+  std::lock_guard<std::mutex> lock(mu);
+  for (auto& t : threads) t.join();
+}
+
+TEST_P(EngineTest, RequestInsideAHandlerWithOneWorker) {
+  auto o = test_options();
+  o.worker_threads = 1;
+  auto& g = started(o);
+  auto inner = unique_topic("inner");
+  auto outer = unique_topic("outer");
+  auto s1 = g.reply_to(inner, [](const Request& r, Response& res) {
+    res.set_data(r.data<int>() + 1);
+  });
+  auto s2 = g.reply_to(outer, [&](const Request& r, Response& res) {
+    // Blocking request to a handler of the same engine, on its only worker.
+    auto m = g.request_sync(inner, r.data<int>());
+    res.set_data(m.data<int>() * 2).set_code(m.code());
+  });
+  std::vector<std::future<Message>> fs;
+  for (int i = 0; i < 8; ++i) fs.push_back(g.request(outer, i));
+  for (int i = 0; i < 8; ++i) {
+    auto m = fs[i].get();
+    ASSERT_EQ(m.code(), 200) << m.error_text();
+    EXPECT_EQ(m.data<int>(), (i + 1) * 2);
+  }
+}
+
+TEST_P(EngineTest, StopDrainsRunningHandlers) {
+  auto& server = started();
+  auto topic = unique_topic("drain");
+  Latch entered, release;
+  auto sub = server.reply_to(topic, [&](const Request&, Response& res) {
+    entered.open();
+    release.wait();
+    res.set_data("finished");
+  });
+  auto& client = started();
+  auto reply = client.request(topic, 1);
+  ASSERT_TRUE(entered.wait());
+  auto stopped = std::async(std::launch::async, [&] { return server.stop(5s); });
+  // stop() is waiting for the handler.
+  EXPECT_EQ(stopped.wait_for(100ms), std::future_status::timeout);
+  release.open();
+  EXPECT_TRUE(stopped.get());
+  auto m = reply.get();
+  EXPECT_EQ(m.code(), 200);
+  EXPECT_EQ(m.data<std::string>(), "finished");
+  // Stopped: takes no new messages.
+  auto m2 = client.request_sync(topic, 2, {10s, true});
+  EXPECT_EQ(m2.code(), 404);
+  EXPECT_FALSE(server.running());
+  EXPECT_THROW(server.request_sync(topic, 1), InvalidState);
+}
+
+TEST_P(EngineTest, ConfirmSubscribersAnswers404AtOnce) {
+  auto& client = started();
+  auto topic = unique_topic("nobody");
+  RequestOptions o;
+  o.confirm_subscribers = true;
+  o.timeout = 60s;  // must not wait for it
+  auto start = std::chrono::steady_clock::now();
+  auto m = client.request_sync(topic, 1, o);
+  EXPECT_EQ(m.code(), 404);
+  EXPECT_EQ(m.data<std::string>(), "No active listeners for: " + topic);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 30s);
+  std::promise<SignalResult> p;
+  client.signal(topic, 1, [&](const SignalResult& r) { p.set_value(r); }, {true});
+  auto r = p.get_future().get();
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.receivers, 0);
+  EXPECT_EQ(client.stats().no_listeners, 2u);
+}
+
+TEST_P(EngineTest, CancelledSubscriptionStopsDelivery) {
+  auto& g = started();
+  auto topic = unique_topic("cancel");
+  Counter hits;
+  auto sub = g.slot(topic, [&](const Request&) { hits.add(); });
+  auto& s = started();
+  s.signal(topic, 1);
+  ASSERT_TRUE(hits.wait_for(1));
+  EXPECT_TRUE(sub.active());
+  sub.cancel();
+  sub.cancel();  // idempotent
+  EXPECT_FALSE(sub.active());
+  // Another slot on a fresh topic is a barrier.
+  Counter barrier;
+  auto other = g.slot(topic + ".b", [&](const Request&) { barrier.add(); });
+  s.signal(topic, 2);
+  s.signal(topic + ".b", 0);
+  ASSERT_TRUE(barrier.wait_for(1));
+  EXPECT_EQ(hits.value(), 1u);
+  // Replies: after cancel, the topic can be registered again.
+  auto r1 = g.reply_to(topic + ".r", [](const Request&, Response& res) { res.set_data(1); });
+  EXPECT_THROW(g.reply_to(topic + ".r", [](const Request&, Response&) {}), InvalidArgument);
+  r1.cancel();
+  auto r2 = g.reply_to(topic + ".r", [](const Request&, Response& res) { res.set_data(2); });
+  EXPECT_EQ(s.request_sync(topic + ".r", 0).data<int>(), 2);
+}
+
+TEST_P(EngineTest, MalformedPayloadsAreDroppedCountedAndServingGoesOn) {
+  auto& g = started();
+  auto topic = unique_topic("bad");
+  Counter hits;
+  auto sub = g.slot(topic, [&](const Request&) { hits.add(); });
+  auto rsub = g.reply_to(topic, [](const Request& r, Response& res) { res.set_data(r.data()); });
+  for (const char* bad : {"not json", "[1,2,3]", "{\"data\":1,\"code\":\"x\",\"sender\":\"s\"}",
+                          "{\"data\":1,\"code\":200,\"sender\":5}", "{\"data\":1}", "\xff\xfe",
+                          ""}) {
+    world_->publish("gilmour.slot." + topic, bad);
+    world_->publish("gilmour.request." + topic, bad);
+  }
+  // Ruby-style code 0 and missing code read as 200.
+  world_->publish("gilmour.slot." + topic, R"({"data":"ok","code":0,"sender":"ruby1"})");
+  world_->publish("gilmour.slot." + topic, R"({"data":"ok","sender":"ruby2"})");
+  ASSERT_TRUE(hits.wait_for(2));
+  auto m = started().request_sync(topic, "still serving");
+  EXPECT_EQ(m.data<std::string>(), "still serving");
+  EXPECT_EQ(g.stats().malformed_dropped, 14u);
+  EXPECT_EQ(hits.value(), 2u);
+}
+
+TEST_P(EngineTest, BadArgumentsThrowDocumentedExceptions) {
+  auto& g = engine();
+  auto noop_reply = [](const Request&, Response&) {};
+  EXPECT_THROW(g.reply_to("a.*", noop_reply), InvalidArgument);
+  EXPECT_THROW(g.reply_to("", noop_reply), InvalidArgument);
+  EXPECT_THROW(g.reply_to("a", nullptr), InvalidArgument);
+  EXPECT_THROW(g.slot("", [](const Request&) {}), InvalidArgument);
+  EXPECT_THROW(g.slot("a", nullptr), InvalidArgument);
+  EXPECT_THROW(g.slot("a", [](const Request&) {}, {"", -1ms}), InvalidArgument);
+  auto ok = g.reply_to("dup", noop_reply);
+  EXPECT_THROW(g.reply_to("dup", noop_reply), InvalidArgument);
+  auto other_group = g.reply_to("dup", noop_reply, {"other"});  // another group is fine
+  EXPECT_THROW(g.request_sync("x", 1), InvalidState);           // not started
+  EXPECT_THROW(g.signal("x", 1), InvalidState);
+  EXPECT_THROW(parse_error_policy("loud"), InvalidArgument);
+  EXPECT_THROW(Gilmour(nullptr), InvalidArgument);
+  EngineOptions bad = test_options();
+  bad.request_timeout = 0ms;
+  EXPECT_THROW(Gilmour(world_->backend(), bad), InvalidArgument);
+  g.start();
+  EXPECT_THROW(g.start(), InvalidState);
+  EXPECT_THROW(g.request_sync("a.*", 1), InvalidArgument);
+  EXPECT_THROW(g.request_sync("", 1), InvalidArgument);
+  EXPECT_THROW(g.request_sync("a", 1, {-5ms}), InvalidArgument);
+  EXPECT_THROW(g.signal("a.*", 1), InvalidArgument);
+  EXPECT_THROW(g.request("a", 1, ReplyCallback{}), InvalidArgument);
+}
+
+TEST_P(EngineTest, StopFromOwnHandlerThrowsAndDestructorStops) {
+  auto topic = unique_topic("self-stop");
+  std::promise<bool> threw;
+  {
+    Gilmour g(world_->backend(), test_options());
+    auto sub = g.slot(topic, [&](const Request&) {
+      try {
+        g.stop();
+        threw.set_value(false);
+      } catch (const InvalidState&) {
+        threw.set_value(true);
+      }
+    });
+    g.start();
+    g.signal(topic, 1);
+    EXPECT_TRUE(threw.get_future().get());
+  }  // destructor stops cleanly
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, EngineTest, ::testing::ValuesIn(backend_kinds()),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace gilmour::test

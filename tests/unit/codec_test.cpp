@@ -1,0 +1,90 @@
+#include <gtest/gtest.h>
+
+#include "codec.hpp"
+#include "gilmour/error_record.hpp"
+
+namespace gilmour::detail {
+namespace {
+
+TEST(Codec, EncodesKeysInProtocolOrder) {
+  EXPECT_EQ(encode_envelope("hello", 200, "abc"), R"({"data":"hello","code":200,"sender":"abc"})");
+  EXPECT_EQ(encode_envelope(nlohmann::json{{"b", 1}, {"a", 2}}, 500, "gilmour.response.x"),
+            R"({"data":{"a":2,"b":1},"code":500,"sender":"gilmour.response.x"})");
+  EXPECT_EQ(encode_envelope(nullptr, 200, ""), R"({"data":null,"code":200,"sender":""})");
+}
+
+TEST(Codec, InvalidUtf8IsReplacedNotThrown) {
+  auto s = encode_envelope(std::string("a\xff") + "b", 200, "s");
+  EXPECT_NE(s.find("\"data\":\"a"), std::string::npos);
+  EXPECT_TRUE(decode_envelope(s).has_value());
+}
+
+TEST(Codec, DecodesGoAndRubyEnvelopes) {
+  auto go = decode_envelope(R"({"data":"x","code":200,"sender":"1643e3fc-6362-4a2d-853b-35e8447a63f2"})");
+  ASSERT_TRUE(go);
+  EXPECT_EQ(go->data(), "x");
+  EXPECT_EQ(go->code(), 200);
+  EXPECT_EQ(go->sender(), "1643e3fc-6362-4a2d-853b-35e8447a63f2");
+  auto ruby = decode_envelope(R"({"data":{"k":1},"code":0,"sender":"abcdef0123456789abcdef0123456789"})");
+  ASSERT_TRUE(ruby);
+  EXPECT_EQ(ruby->code(), 200);
+  auto null_code = decode_envelope(R"({"data":1,"code":null,"sender":"s","extra":true})");
+  ASSERT_TRUE(null_code);
+  EXPECT_EQ(null_code->code(), 200);
+  auto missing = decode_envelope(R"({"sender":"s"})");
+  ASSERT_TRUE(missing);
+  EXPECT_TRUE(missing->data().is_null());
+  auto timeout = decode_envelope(R"({"data":"t","code":504,"sender":"s"})");
+  ASSERT_TRUE(timeout);
+  EXPECT_TRUE(timeout->timed_out());
+}
+
+TEST(Codec, RejectsWhatIsNotAnEnvelope) {
+  DecodeError why;
+  EXPECT_FALSE(decode_envelope("not json", &why));
+  EXPECT_EQ(why.reason, "not JSON");
+  EXPECT_FALSE(decode_envelope("[1]", &why));
+  EXPECT_EQ(why.reason, "not a JSON object");
+  EXPECT_FALSE(decode_envelope(R"({"code":"200"})", &why));
+  EXPECT_FALSE(decode_envelope(R"({"code":2.5})", &why));
+  EXPECT_FALSE(decode_envelope(R"({"code":-1})", &why));
+  EXPECT_FALSE(decode_envelope(R"({"sender":1})", &why));
+  EXPECT_FALSE(decode_envelope("", &why));
+  EXPECT_FALSE(decode_envelope(std::string(kMaxPayload + 1, ' '), &why));
+  EXPECT_EQ(why.reason, "payload too large");
+}
+
+TEST(Codec, MessageRoundTrip) {
+  Message m(nlohmann::json{{"n", 1}}, 404, "s1");
+  auto back = decode_envelope(m.to_json());
+  ASSERT_TRUE(back);
+  EXPECT_EQ(*back, m);
+  EXPECT_FALSE(m.ok());
+  EXPECT_EQ(Message("boom", 500).error_text(), "boom");
+}
+
+TEST(ErrorRecord, WireFormHasProtocolKeysInOrder) {
+  ErrorRecord r;
+  r.topic = "echo";
+  r.request_data = R"({"data":1,"code":200,"sender":"s"})";
+  r.sender = "s";
+  r.timestamp = "2016-02-23T06:55:12Z";
+  r.backtrace = "boom";
+  r.code = 500;
+  EXPECT_EQ(r.dump(),
+            R"({"topic":"echo","request_data":"{\"data\":1,\"code\":200,\"sender\":\"s\"}",)"
+            R"("user_data":"","sender":"s","multi_process":false,"timestamp":"2016-02-23T06:55:12Z",)"
+            R"("backtrace":"boom","code":500})");
+  ErrorRecord back;
+  ASSERT_TRUE(ErrorRecord::from_json(r.to_json(), back));
+  EXPECT_EQ(back.topic, "echo");
+  EXPECT_EQ(back.code, 500);
+  EXPECT_FALSE(ErrorRecord::from_json(nlohmann::json::array(), back));
+  auto ts = ErrorRecord::now_timestamp();
+  ASSERT_EQ(ts.size(), 20u);
+  EXPECT_EQ(ts[10], 'T');
+  EXPECT_EQ(ts.back(), 'Z');
+}
+
+}  // namespace
+}  // namespace gilmour::detail
