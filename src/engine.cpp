@@ -1060,6 +1060,37 @@ Message Gilmour::request_sync(std::string_view topic, nlohmann::json data,
   return impl_->request_sync(topic, std::move(data), options);
 }
 
+void Gilmour::report_error(ErrorRecord record) {
+  if (impl_->running()) impl_->report_error(std::move(record));
+}
+
+std::future<std::vector<std::pair<std::string, std::string>>> Gilmour::known_hosts() {
+  return impl_->on_backend<std::vector<std::pair<std::string, std::string>>>(
+      "known_hosts()", {}, [](Backend& b, auto done) {
+        b.hash_get_all(std::string(detail::kHealthHash),
+                       [done](const Status&, std::vector<std::pair<std::string, std::string>> all) {
+                         done(std::move(all));
+                       });
+      });
+}
+
+std::future<Status> Gilmour::forget_host(const std::string& ident) {
+  return impl_->on_backend<Status>("forget_host()", Status::error("engine stopped"),
+                                   [ident](Backend& b, auto done) {
+    b.hash_delete(std::string(detail::kHealthHash), ident, [done](const Status& st) { done(st); });
+  });
+}
+
+std::future<std::int64_t> Gilmour::listener_count(std::string_view topic) {
+  if (topic.empty()) throw InvalidArgument("gilmour: listener_count(): empty topic");
+  return impl_->on_backend<std::int64_t>(
+      "listener_count()", -1,
+      [channel = detail::request_channel(topic)](Backend& b, auto done) {
+        b.subscriber_count(channel,
+                           [done](const Status& st, std::int64_t n) { done(st ? n : -1); });
+      });
+}
+
 Stats Gilmour::stats() const { return impl_->stats(); }
 const std::string& Gilmour::id() const noexcept { return impl_->id_; }
 const std::string& Gilmour::health_ident() const noexcept { return impl_->ident_; }

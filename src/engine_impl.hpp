@@ -4,6 +4,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -97,6 +98,20 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
 
   Stats stats() const;
   void enable_health_check();
+
+  /// Runs `op(backend, done)` on the I/O thread; the future gets what `done`
+  /// is given. InvalidState when the engine is not running.
+  template <typename T, typename Op>
+  std::future<T> on_backend(const char* what, T on_fail, Op op) {
+    require_running(what);
+    auto p = std::make_shared<std::promise<T>>();
+    auto f = p->get_future();
+    bool posted = io_.try_post([self = shared_from_this(), p, op = std::move(op)]() mutable {
+      op(*self->backend_, [p](T v) { p->set_value(std::move(v)); });
+    });
+    if (!posted) p->set_value(std::move(on_fail));
+    return f;
+  }
   std::vector<std::string> listened_channels() const;
 
   // BackendListener (I/O thread)

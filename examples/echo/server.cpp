@@ -10,11 +10,14 @@
 #include "common/cli.hpp"
 #include "echo/echo_service.hpp"
 
-namespace {
-volatile std::sig_atomic_t g_stop = 0;
-}
-
 int main(int argc, char** argv) {
+  // Block the stop signals before any thread starts, so every thread
+  // inherits the mask and sigwait() below receives them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
   auto cli = examples::parse_cli(argc, argv);
   if (examples::has_flag(cli, "--help")) {
     std::cout << "usage: gilmour-echo-server [--redis URL] [--no-health]\n";
@@ -30,14 +33,8 @@ int main(int argc, char** argv) {
               << (opts.health_check ? " (health: " + g.health_ident() + ")" : std::string())
               << std::endl;
     // Wait for a signal without busy work: sigwait on a blocked set.
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
     int sig = 0;
     sigwait(&set, &sig);
-    (void)g_stop;
     g.stop();
     std::cout << "echo server stopped" << std::endl;
   } catch (const std::exception& e) {

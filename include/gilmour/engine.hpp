@@ -39,8 +39,11 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "gilmour/backend.hpp"
+#include "gilmour/error_record.hpp"
 #include "gilmour/message.hpp"
 #include "gilmour/options.hpp"
 #include "gilmour/stats.hpp"
@@ -241,7 +244,24 @@ class Gilmour {
   /// Changes the error policy at run time.
   void set_error_policy(ErrorPolicy policy);
   ErrorPolicy error_policy() const noexcept;
-  /// The backend (for composition and tools built on the engine).
+  /// Reports `record` through the error policy (and the error hook), as the
+  /// engine does for its own failures. Any thread; a no-op when not running.
+  void report_error(ErrorRecord record);
+
+  /// Administration of the health registry (used by HealthBulletin). Each
+  /// returns a future that completes on the I/O thread; a backend failure
+  /// completes it with an empty result / error Status. InvalidState when
+  /// the engine is not running.
+  /// HGETALL gilmour.known_host.health: ident -> "true"/"active".
+  [[nodiscard]] std::future<std::vector<std::pair<std::string, std::string>>> known_hosts();
+  /// HDEL gilmour.known_host.health <ident>.
+  [[nodiscard]] std::future<Status> forget_host(const std::string& ident);
+  /// PUBSUB NUMSUB of a topic's request channel (`gilmour.request.T`, or the
+  /// channel itself when it starts with `gilmour.`); -1 on a backend error.
+  [[nodiscard]] std::future<std::int64_t> listener_count(std::string_view topic);
+
+  /// The backend (for tools built on the engine). Its members may only be
+  /// called on the engine's I/O thread (see backend.hpp).
   const std::shared_ptr<Backend>& backend() const noexcept;
   /// The engine's logger.
   const std::shared_ptr<spdlog::logger>& logger() const noexcept;

@@ -9,6 +9,7 @@
 #include "gilmour/error.hpp"
 #include "gilmour/error_record.hpp"
 #include "gilmour/executor.hpp"
+#include "gilmour/health.hpp"
 #include "gilmour/message.hpp"
 #include "gilmour/options.hpp"
 #include "gilmour/stats.hpp"
