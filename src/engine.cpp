@@ -644,19 +644,20 @@ void Engine::report_error(ErrorRecord record) {
 
 void Engine::publish_error(const ErrorRecord& record) {
   auto on_done = [self = shared_from_this()](const Status& s) {
-    if (s) {
-      self->counters_.errors_reported.fetch_add(1, std::memory_order_relaxed);
-    } else {
+    if (!s) {
+      self->counters_.publish_failures.fetch_add(1, std::memory_order_relaxed);
       self->log_->warn("gilmour: error record not reported: {}", s.message());
     }
   };
   switch (policy_.load()) {
     case ErrorPolicy::kPublish:
+      counters_.errors_reported.fetch_add(1, std::memory_order_relaxed);
       backend_->publish(opts_.error_channel,
                         encode_envelope(record.to_json(), record.code, make_uuid()),
                         [on_done](const Status& s, std::int64_t) { on_done(s); });
       break;
     case ErrorPolicy::kQueue:
+      counters_.errors_reported.fetch_add(1, std::memory_order_relaxed);
       backend_->list_push_trim(opts_.error_queue, record.dump(),
                                static_cast<std::int64_t>(opts_.error_queue_max), on_done);
       break;

@@ -24,7 +24,8 @@ struct Stats {
   std::uint64_t publish_failures = 0;    ///< publishes the backend could not perform
   std::uint64_t malformed_dropped = 0;   ///< wire payloads that were not a valid envelope
   std::uint64_t stray_responses = 0;     ///< responses for requests no longer waited on
-  std::uint64_t errors_reported = 0;     ///< error records published or queued
+  std::uint64_t errors_reported = 0;     ///< error records handed to the backend (publish/queue);
+                                         ///< a failed one also counts in publish_failures
   std::uint64_t reconnects = 0;          ///< backend reconnections
 };
 
