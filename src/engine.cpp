@@ -152,15 +152,8 @@ void Engine::start() {
   {
     std::lock_guard<std::mutex> lock(reg_mu_);
     if (health_enabled_ && !health_entry_) {
-      auto h = std::make_shared<HandlerEntry>();
-      h->kind = HandlerKind::kReply;
-      h->topic = std::string(kHealthPrefix) + ident_;
-      h->channel = h->topic;
-      h->group = std::string(kHealthGroup);
-      h->internal = true;
-      h->reply = [this](const Request&, Response& res) { res.set_data(listened_channels()); };
-      health_entry_ = h;
-      entries_.push_back(h);
+      health_entry_ = make_health_entry();
+      entries_.push_back(health_entry_);
     }
     entries = entries_;
   }
@@ -385,6 +378,17 @@ void Engine::detach(const std::shared_ptr<HandlerEntry>& entry) {
   backend_->unsubscribe(entry->channel, pattern, [](const Status&) {});
 }
 
+std::shared_ptr<HandlerEntry> Engine::make_health_entry() {
+  auto h = std::make_shared<HandlerEntry>();
+  h->kind = HandlerKind::kReply;
+  h->topic = std::string(kHealthPrefix) + ident_;
+  h->channel = h->topic;
+  h->group = std::string(kHealthGroup);
+  h->internal = true;
+  h->reply = [this](const Request&, Response& res) { res.set_data(listened_channels()); };
+  return h;
+}
+
 std::vector<std::string> Engine::listened_channels() const {
   std::lock_guard<std::mutex> lock(reg_mu_);
   std::vector<std::string> out;
@@ -405,13 +409,7 @@ void Engine::enable_health_check() {
     now_running = state_.load() == kRunning;
   }
   if (!now_running) return;
-  auto h = std::make_shared<HandlerEntry>();
-  h->kind = HandlerKind::kReply;
-  h->topic = std::string(kHealthPrefix) + ident_;
-  h->channel = h->topic;
-  h->group = std::string(kHealthGroup);
-  h->internal = true;
-  h->reply = [this](const Request&, Response& res) { res.set_data(listened_channels()); };
+  auto h = make_health_entry();
   {
     std::lock_guard<std::mutex> lock(reg_mu_);
     health_entry_ = h;

@@ -8,8 +8,7 @@
 #include <set>
 #include <thread>
 
-#include "support/backends.hpp"
-#include "support/redis_server.hpp"
+#include "support/backend_test.hpp"
 
 namespace gilmour::test {
 namespace {
@@ -20,38 +19,7 @@ struct Order {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Order, item, qty)
 
-class EngineTest : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    std::string why;
-    world_ = make_world(GetParam(), &why);
-    if (!world_) {
-      if (GetParam() == "redis" && RedisServer::required() &&
-          why.find("not built") == std::string::npos) {
-        FAIL() << "Redis is required under CI: " << why;
-      }
-      GTEST_SKIP() << why;
-    }
-  }
-  void TearDown() override {
-    for (auto& e : engines_) e->stop();
-    engines_.clear();
-  }
-
-  /// An engine on this test's world, stopped at TearDown.
-  Gilmour& engine(EngineOptions o = test_options()) {
-    engines_.push_back(std::make_unique<Gilmour>(world_->backend(), std::move(o)));
-    return *engines_.back();
-  }
-  Gilmour& started(EngineOptions o = test_options()) {
-    auto& g = engine(std::move(o));
-    g.start();
-    return g;
-  }
-
-  std::unique_ptr<World> world_;
-  std::vector<std::unique_ptr<Gilmour>> engines_;
-};
+using EngineTest = BackendTest;
 
 TEST_P(EngineTest, SignalReachesEverySlot) {
   auto topic = unique_topic("sig");

@@ -8,34 +8,13 @@
 #include <future>
 #include <regex>
 
-#include "support/backends.hpp"
-#include "support/redis_server.hpp"
+#include "support/backend_test.hpp"
 
 namespace gilmour::test {
 namespace {
 
-class OperationsTest : public ::testing::TestWithParam<std::string> {
+class OperationsTest : public BackendTest {
  protected:
-  void SetUp() override {
-    std::string why;
-    world_ = make_world(GetParam(), &why);
-    if (!world_) {
-      if (GetParam() == "redis" && RedisServer::required() &&
-          why.find("not built") == std::string::npos) {
-        FAIL() << "Redis is required under CI: " << why;
-      }
-      GTEST_SKIP() << why;
-    }
-  }
-  void TearDown() override {
-    for (auto& e : engines_) e->stop();
-    engines_.clear();
-  }
-  Gilmour& started(EngineOptions o = test_options()) {
-    engines_.push_back(std::make_unique<Gilmour>(world_->backend(), std::move(o)));
-    engines_.back()->start();
-    return *engines_.back();
-  }
   /// A server answering `topic` by throwing "boom", with the given policy.
   Gilmour& failing_server(const std::string& topic, EngineOptions o) {
     auto& g = started(std::move(o));
@@ -44,10 +23,6 @@ class OperationsTest : public ::testing::TestWithParam<std::string> {
     }));
     return g;
   }
-
-  std::unique_ptr<World> world_;
-  std::vector<std::unique_ptr<Gilmour>> engines_;
-  std::vector<Subscription> subs_;
 };
 
 void expect_record(const nlohmann::json& j, const std::string& topic, int code,
