@@ -170,6 +170,35 @@ TEST_P(EngineTest, EchoAsInTheTalk) {
   EXPECT_EQ(m.data<std::string>(), "Pong hello?");
 }
 
+TEST_P(EngineTest, PerRequestResponseSchemeInteroperates) {
+  auto topic = unique_topic("per-request");
+  auto& server = started();
+  auto sub = server.reply_to(topic, [](const Request& r, Response& res) {
+    res.set_data(r.data<int>() + 1);
+  });
+  auto o = test_options();
+  o.response_scheme = ResponseScheme::kPerRequest;
+  auto& client = started(o);
+  std::vector<std::future<Message>> fs;
+  for (int i = 0; i < 50; ++i) fs.push_back(client.request(topic, i));
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(fs[i].get().data<int>(), i + 1);
+  // Timeouts and 404s work the same way.
+  EXPECT_EQ(client.request_sync(topic + ".none", 1, {50ms}).code(), 499);
+  EXPECT_EQ(client.request_sync(topic + ".none", 1, {5s, true}).code(), 404);
+  EXPECT_EQ(client.stats().responses_received, 50u);
+}
+
+TEST_P(EngineTest, HandlerOptionsTimeoutDefaultsToTheEngines) {
+  auto topic = unique_topic("engine-deadline");
+  auto o = test_options();
+  o.handler_timeout = 50ms;
+  auto& server = started(o);
+  Latch release;
+  auto sub = server.reply_to(topic, [&](const Request&, Response&) { release.wait(); });
+  EXPECT_EQ(started().request_sync(topic, 1).code(), 499);
+  release.open();
+}
+
 TEST_P(EngineTest, HandlerExceptionAnswers500WithText) {
   auto& server = started();
   auto topic = unique_topic("boom");
