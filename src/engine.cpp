@@ -136,9 +136,18 @@ void Engine::start() {
   if (!io_started_.exchange(true)) io_.start();
   Status st;
   auto fail = [&](const std::string& why) {
+    // Undo what was done, so that start() may be retried.
     Status ignored;
-    wait_io([this](auto done) { backend_->close(std::move(done)); }, opts_.connect_timeout,
-            &ignored);
+    wait_io(
+        [this](auto done) {
+          for (auto& [key, subs] : subs_) {
+            for (auto& h : subs.handlers) h->attached = false;
+          }
+          subs_.clear();
+          connected_ = false;
+          backend_->close(std::move(done));
+        },
+        opts_.connect_timeout, &ignored);
     state_.store(kNew);
     throw ConnectionError("gilmour: cannot start on " + backend_->describe() + ": " + why);
   };
