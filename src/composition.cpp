@@ -510,7 +510,8 @@ std::future<Message> Composition::execute(nlohmann::json input, ExecuteOptions o
   }
   auto p = std::make_shared<std::promise<Message>>();
   auto f = p->get_future();
-  execute(std::move(input), [p](Message m) { p->set_value(std::move(m)); }, options);
+  execute(
+      std::move(input), [p](Message m) { p->set_value(std::move(m)); }, options);
   return f;
 }
 
@@ -559,7 +560,9 @@ Composition request(Gilmour* engine, std::string_view topic, RequestOptions opti
   return request(engine, topic, nullptr, options);
 }
 
-Composition pipe(std::vector<Composition> steps) { return make_group(Kind::kPipe, std::move(steps)); }
+Composition pipe(std::vector<Composition> steps) {
+  return make_group(Kind::kPipe, std::move(steps));
+}
 
 Composition andand(std::vector<Composition> steps) {
   return make_group(Kind::kAndAnd, std::move(steps));

@@ -12,7 +12,8 @@
 ///   namespace c = gilmour::compose;
 ///   gilmour::Composition popular =
 ///       c::parallel({c::request(g, "example.popular3"), c::request(g, "example.popular4")});
-///   gilmour::Composition wordcount = c::request(g, "example.fetch") | c::request(g, "example.words") |
+///   gilmour::Composition wordcount = c::request(g, "example.fetch") | c::request(g,
+///   "example.words") |
 ///                                    c::request(g, "example.count") | popular;
 ///   gilmour::Message m = wordcount.execute("sample.txt", {std::chrono::seconds(5)}).get();
 ///   // m.code() == 200; m.data() == [<popular3's output>, <popular4's output>]
@@ -23,13 +24,16 @@
 ///
 /// | kind | runs | result |
 /// | --- | --- | --- |
-/// | request | sends `x` (merged with the step's `with` object, see below) | the response: handler's data/code, 499 at the request timeout, 404 (confirm_subscribers, nobody listens), 503 (engine not running / could not send), 500 (the engine refused the request) |
-/// | lambda | the function on Message{x, 200} | what it returns; 500 with the error text when it throws |
-/// | pipe | step i+1 on step i's output data; stops at the first step not ok | the last step run |
-/// | andand | each step on `x`, in order, while each is ok | the last step run |
-/// | oror | each step on `x`, in order, until one is ok | that step, or the last failure |
-/// | batch | every step on `x`, in order, whatever the codes | the last step; with `record`: data = `[{"data":d0,"code":c0}, ...]`, code = the highest step code |
-/// | parallel | every step on `x` at once | data = `[d0, d1, ...]` in step order (not completion order), code = the highest step code |
+/// | request | sends `x` (merged with the step's `with` object, see below) | the response:
+/// handler's data/code, 499 at the request timeout, 404 (confirm_subscribers, nobody listens), 503
+/// (engine not running / could not send), 500 (the engine refused the request) | | lambda | the
+/// function on Message{x, 200} | what it returns; 500 with the error text when it throws | | pipe |
+/// step i+1 on step i's output data; stops at the first step not ok | the last step run | | andand
+/// | each step on `x`, in order, while each is ok | the last step run | | oror | each step on `x`,
+/// in order, until one is ok | that step, or the last failure | | batch | every step on `x`, in
+/// order, whatever the codes | the last step; with `record`: data = `[{"data":d0,"code":c0}, ...]`,
+/// code = the highest step code | | parallel | every step on `x` at once | data = `[d0, d1, ...]`
+/// in step order (not completion order), code = the highest step code |
 ///
 /// Empty compositions: pipe, andand, oror and batch of no steps return `x`
 /// with 200 (the identity); a recording batch or a parallel of no steps
