@@ -67,8 +67,9 @@
 ///
 /// Thread safety: a Composition is immutable and cheap to copy (it shares its
 /// tree); one composition may be executed any number of times, concurrently,
-/// from any threads. Each engine used in a request step must outlive every
-/// execution that uses it (it may be stopped: its steps then answer 503).
+/// from any threads. A request step holds its engine's address: the Gilmour
+/// object must outlive every execution that uses it and must not be moved
+/// meanwhile (it may be stopped, or not started: its steps then answer 503).
 ///
 /// Errors: misuse throws gilmour::InvalidArgument at construction (null
 /// engine, empty topic, topic containing `*`, non-object `with`, negative
@@ -94,7 +95,7 @@
 
 namespace gilmour {
 
-/// Options of one execution of a Composition.
+/// Options of one execution of a Composition. Thread safety: a plain value.
 struct ExecuteOptions {
   /// Bound on the whole execution; 0 = none (each request step still has its
   /// own RequestOptions timeout). When it passes: 499 "Execution timed out".
@@ -151,7 +152,8 @@ namespace compose {
 
 /// A request step: sends its input to `topic` through `engine` with `options`.
 /// `with`: null or a JSON object merged into object inputs (the step's keys
-/// win). The engine must outlive every execution (it need not be started yet).
+/// win). The engine must outlive every execution and must not be moved (it
+/// need not be started yet).
 /// @throws InvalidArgument for a null engine, an empty topic, a topic
 ///         containing `*`, a `with` that is neither null nor an object, a
 ///         negative timeout.

@@ -696,6 +696,53 @@ TEST_P(CompositionTest, StepsOnAnEngineThatIsNotRunningAnswer503) {
   EXPECT_EQ(m.data().size(), 2u);
 }
 
+TEST_P(CompositionTest, StoppingTheEngineMidwayCompletesEveryExecutionOnce) {
+  auto& g = started();
+  RequestOptions slow;
+  slow.timeout = 10s;  // nobody serves these: only stop() ends them
+  auto comp = c::batch({req(g, "nobody1", nullptr, slow), req(g, "nobody2", nullptr, slow)}, true);
+  constexpr int kN = 50;
+  std::vector<std::atomic<int>> counts(kN);
+  Counter total;
+  std::mutex mu;
+  std::vector<Message> results;
+  for (int i = 0; i < kN; ++i) {
+    comp.execute(i, [&, i](Message m) {
+      ++counts[i];
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        results.push_back(std::move(m));
+      }
+      total.add();
+    });
+  }
+  g.stop();
+  ASSERT_TRUE(total.wait_for(kN));
+  std::lock_guard<std::mutex> lock(mu);
+  for (auto& m : results) {
+    // The first step answers 503 "engine stopped"; the second is refused by
+    // the stopped engine (503) or lost in its shutdown (500 "abandoned").
+    EXPECT_TRUE(m.code() == 503 || m.code() == 500) << m.code() << " " << m.data().dump();
+  }
+  for (int i = 0; i < kN; ++i) EXPECT_EQ(counts[i].load(), 1) << i;
+}
+
+TEST_P(CompositionTest, AStepWhoseCallbackIsLostStillCompletesTheExecution) {
+  // An executor that drops every task: the engine loses the request callback.
+  struct Dropping final : Executor {
+    void submit(std::function<void()>) override {}
+  };
+  serve_arith();
+  auto o = test_options();
+  o.executor = std::make_shared<Dropping>();
+  auto& g = started(o);
+  std::atomic<int> after{0};
+  auto m = run(c::pipe({req(g, "echo"), counted(after)}), 1);
+  EXPECT_EQ(m.code(), 500);
+  EXPECT_EQ(m.data(), "composition abandoned: a step never completed");
+  EXPECT_EQ(after.load(), 0);
+}
+
 // ------------------------------------------------------------------ lambdas
 
 TEST_P(CompositionTest, LambdaFormsAndFailures) {
