@@ -19,6 +19,10 @@
 #include <optional>
 #include <thread>
 
+#ifdef __linux__
+#include <pthread.h>
+#endif
+
 #include "gilmour/executor.hpp"
 
 namespace gilmour {
@@ -76,7 +80,14 @@ class TimerService {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) return;
-      if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+      if (!thread_.joinable()) {
+        thread_ = std::thread([this] {
+#ifdef __linux__
+          pthread_setname_np(pthread_self(), "gilmour-compose");
+#endif
+          run();
+        });
+      }
       bool earliest = queue_.empty() || key < queue_.begin()->first;
       queue_.emplace(key, std::move(fn));
       if (!earliest) return;

@@ -10,11 +10,11 @@
 ///
 /// @code
 ///   namespace c = gilmour::compose;
+///   auto step = [&](const char* topic) { return c::request(g, topic); };
 ///   gilmour::Composition popular =
-///       c::parallel({c::request(g, "example.popular3"), c::request(g, "example.popular4")});
-///   gilmour::Composition wordcount = c::request(g, "example.fetch") | c::request(g,
-///   "example.words") |
-///                                    c::request(g, "example.count") | popular;
+///       c::parallel({step("example.popular3"), step("example.popular4")});
+///   gilmour::Composition wordcount =
+///       step("example.fetch") | step("example.words") | step("example.count") | popular;
 ///   gilmour::Message m = wordcount.execute("sample.txt", {std::chrono::seconds(5)}).get();
 ///   // m.code() == 200; m.data() == [<popular3's output>, <popular4's output>]
 /// @endcode
@@ -22,18 +22,25 @@
 /// Results, for a composition run on input `x` (a step's outcome is a Message:
 /// data and code; "ok" below means code == 200 exactly):
 ///
-/// | kind | runs | result |
-/// | --- | --- | --- |
-/// | request | sends `x` (merged with the step's `with` object, see below) | the response:
-/// handler's data/code, 499 at the request timeout, 404 (confirm_subscribers, nobody listens), 503
-/// (engine not running / could not send), 500 (the engine refused the request) | | lambda | the
-/// function on Message{x, 200} | what it returns; 500 with the error text when it throws | | pipe |
-/// step i+1 on step i's output data; stops at the first step not ok | the last step run | | andand
-/// | each step on `x`, in order, while each is ok | the last step run | | oror | each step on `x`,
-/// in order, until one is ok | that step, or the last failure | | batch | every step on `x`, in
-/// order, whatever the codes | the last step; with `record`: data = `[{"data":d0,"code":c0}, ...]`,
-/// code = the highest step code | | parallel | every step on `x` at once | data = `[d0, d1, ...]`
-/// in step order (not completion order), code = the highest step code |
+/// - request: sends `x` (merged with the step's `with` object, see below).
+///   Result: the response, i.e. the handler's data and code; 499 at the
+///   request's timeout; 404 (confirm_subscribers and nobody listens); 503
+///   (engine not running, or the request could not be sent); 500 (the engine
+///   refused the request).
+/// - lambda: the function on Message{x} (code 200). Result: what it returns;
+///   500 with the error text when it throws.
+/// - pipe: step 1 on `x`, step i+1 on step i's output data; stops at the
+///   first step that is not ok. Result: the last step run.
+/// - andand: each step on `x`, in order, while each is ok. Result: the last
+///   step run.
+/// - oror: each step on `x`, in order, until one is ok. Result: that step, or
+///   the last failure.
+/// - batch: every step on `x`, in order, whatever the codes. Result: the last
+///   step's; with `record`, data = `[{"data":d0,"code":c0}, ...]` and code =
+///   the highest step code.
+/// - parallel: every step on `x`, started at once. Result: data =
+///   `[d0, d1, ...]` in step order (not completion order), code = the highest
+///   step code.
 ///
 /// Empty compositions: pipe, andand, oror and batch of no steps return `x`
 /// with 200 (the identity); a recording batch or a parallel of no steps
@@ -50,8 +57,8 @@
 /// further step starts and the late outcomes of running steps are ignored
 /// (requests already sent still run to their own end on the services). The
 /// deadline is kept by one timer thread per process shared by every
-/// composition ("gilmour composition timer"), started on first use; there is
-/// no thread per execution.
+/// composition (named "gilmour-compose"), started on first use and joined at
+/// static destruction; there is no thread per execution.
 ///
 /// Threads: a lambda runs on the thread that completed the step before it: a
 /// worker of the engine's Executor after a request step, or the thread that
@@ -75,7 +82,9 @@
 /// engine, empty topic, topic containing `*`, non-object `with`, negative
 /// timeout, null function) or at execute() (negative timeout, null callback).
 /// Everything that goes wrong while executing is a step outcome, never an
-/// exception: the execution always completes, exactly once.
+/// exception: the execution always completes, exactly once (if an engine
+/// loses a step's callback, with 500 "composition abandoned: a step never
+/// completed").
 #pragma once
 
 #include <chrono>
@@ -118,7 +127,7 @@ class Composition {
   Composition();
 
   /// Runs the composition on `input`. Never throws once started, and the
-  /// future never holds an exception: failures are codes (see the table).
+  /// future never holds an exception: failures are codes (see the file comment).
   /// Leading local lambdas run on the calling thread before this returns.
   /// @throws InvalidArgument for a negative timeout.
   [[nodiscard]] std::future<Message> execute(nlohmann::json input,
