@@ -5,6 +5,7 @@
 #include "gilmour/backend.hpp"
 #include "gilmour/backends/inproc.hpp"
 #include "gilmour/backends/redis.hpp"
+#include "gilmour/composition.hpp"
 #include "gilmour/engine.hpp"
 #include "gilmour/error.hpp"
 #include "gilmour/error_record.hpp"
