@@ -725,28 +725,36 @@ void Engine::request(std::string_view topic, nlohmann::json data,
   auto timeout = options.timeout.count() > 0 ? options.timeout : opts_.request_timeout;
   auto seq = seq_.fetch_add(1) + 1;
   std::string payload = encode_envelope(data, code::kOk, id_ + "." + std::to_string(seq));
-  if (!complete_on_io) {
-    complete = [self = shared_from_this(), cb = std::move(complete)](Message m) {
-      self->executor_->submit([cb, m = std::move(m), log = self->log_]() mutable {
-        try {
-          cb(std::move(m));
-        } catch (const std::exception& e) {
-          log->warn("gilmour: request callback threw: {}", e.what());
-        } catch (...) {
-          log->warn("gilmour: request callback threw");
-        }
-      });
+  // The callback form completes on the executor; if the request cannot even
+  // reach the I/O thread (the engine is stopping), it completes here, inline.
+  auto user = std::make_shared<std::function<void(Message)>>(std::move(complete));
+  auto log = log_;
+  auto call_user = [user, log](Message m) {
+    try {
+      (*user)(std::move(m));
+    } catch (const std::exception& e) {
+      log->warn("gilmour: request callback threw: {}", e.what());
+    } catch (...) {
+      log->warn("gilmour: request callback threw");
+    }
+  };
+  std::function<void(Message)> on_io;
+  if (complete_on_io) {
+    on_io = call_user;
+  } else {
+    on_io = [executor = executor_, call_user](Message m) {
+      executor->submit([call_user, m = std::move(m)]() mutable { call_user(std::move(m)); });
     };
   }
   counters_.requests_sent.fetch_add(1, std::memory_order_relaxed);
-  auto shared_complete = std::make_shared<std::function<void(Message)>>(std::move(complete));
   bool posted = io_.try_post([self = shared_from_this(), seq, channel = request_channel(topic),
                               payload = std::move(payload), t = std::string(topic), timeout,
-                              confirm = options.confirm_subscribers, shared_complete]() mutable {
+                              confirm = options.confirm_subscribers,
+                              on_io = std::move(on_io)]() mutable {
     self->start_request(seq, std::move(channel), std::move(payload), std::move(t), timeout,
-                        confirm, std::move(*shared_complete));
+                        confirm, std::move(on_io));
   });
-  if (!posted) (*shared_complete)(Message("engine stopped", code::kUnavailable));
+  if (!posted) call_user(Message("engine stopped", code::kUnavailable));
 }
 
 void Engine::start_request(std::uint64_t seq, std::string channel, std::string payload,

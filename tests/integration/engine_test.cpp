@@ -356,6 +356,36 @@ TEST_P(EngineTest, StopDrainsRunningHandlers) {
   EXPECT_THROW(server.request_sync(topic, 1), InvalidState);
 }
 
+TEST_P(EngineTest, RequestsRacingStopAllComplete) {
+  auto topic = unique_topic("race-stop");
+  auto& server = started();
+  auto sub = server.reply_to(topic, [](const Request& r, Response& res) { res.set_data(r.data()); });
+  auto& client = started();
+  Counter completed;
+  std::atomic<std::size_t> issued{0};
+  std::atomic<bool> go{true};
+  std::thread spammer([&] {
+    while (go.load()) {
+      try {
+        client.request(topic, 1, [&](Message m) {
+          EXPECT_TRUE(m.code() == 200 || m.code() == 503 || m.code() == 499) << m.code();
+          completed.add();
+        });
+        ++issued;
+      } catch (const InvalidState&) {
+        break;  // stopped: refused up front, no callback owed
+      }
+    }
+  });
+  ASSERT_TRUE(completed.wait_for(50));
+  client.stop();
+  go = false;
+  spammer.join();
+  // Every accepted request completed exactly once.
+  ASSERT_TRUE(completed.wait_for(issued.load()));
+  EXPECT_EQ(completed.value(), issued.load());
+}
+
 TEST_P(EngineTest, ConfirmSubscribersAnswers404AtOnce) {
   auto& client = started();
   auto topic = unique_topic("nobody");
