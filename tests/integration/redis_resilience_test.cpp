@@ -246,13 +246,15 @@ TEST_F(Resilience, ClientKillRestoresSubscriptions) {
   EXPECT_EQ(g.stats().reconnects, 1u);
   // Both the pattern and the channel are back.
   EXPECT_EQ(raw.numsub("gilmour.request." + topic), 1);
-  auto& other = started(test_options(), s.get());
+  auto other_watch = watched("other");
+  auto& other = started(other_watch.options, s.get());
   other.signal(topic + ".a.b", 1);
   ASSERT_TRUE(hits.wait_for(1));
   EXPECT_EQ(other.request_sync(topic, 0).data<std::string>(), "ok");
-  // And the command connection.
+  // And the command connections (both engines' are killed).
   raw.command({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"});
   ASSERT_TRUE(w.log->wait_for("reconnected", 2, 5s));
+  ASSERT_TRUE(other_watch.log->wait_for("reconnected", 1, 5s));
   EXPECT_EQ(other.request_sync(topic, 0).data<std::string>(), "ok");
 }
 
