@@ -24,19 +24,17 @@ std::vector<std::pair<std::string, std::string>> Capture::snapshot() {
   return got_;
 }
 
+// Notifying under the lock: once a waiter sees the condition, the notifier
+// no longer touches the object, so a test may destroy it right away.
 void Capture::add(std::string channel, std::string payload) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    got_.emplace_back(std::move(channel), std::move(payload));
-  }
+  std::lock_guard<std::mutex> lock(mu_);
+  got_.emplace_back(std::move(channel), std::move(payload));
   cv_.notify_all();
 }
 
 void Counter::add(std::size_t n) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    n_ += n;
-  }
+  std::lock_guard<std::mutex> lock(mu_);
+  n_ += n;
   cv_.notify_all();
 }
 
@@ -51,10 +49,8 @@ bool Counter::wait_for(std::size_t n, std::chrono::milliseconds timeout) {
 }
 
 void Latch::open() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = true;
-  }
+  std::lock_guard<std::mutex> lock(mu_);
+  open_ = true;
   cv_.notify_all();
 }
 

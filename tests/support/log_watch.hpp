@@ -44,10 +44,8 @@ class LogWatch final : public spdlog::sinks::base_sink<std::mutex> {
 
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      lines_.emplace_back(msg.payload.data(), msg.payload.size());
-    }
+    std::lock_guard<std::mutex> lock(mu_);
+    lines_.emplace_back(msg.payload.data(), msg.payload.size());
     cv_.notify_all();
   }
   void flush_() override {}
