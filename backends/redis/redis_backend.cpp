@@ -1,11 +1,430 @@
-// Placeholder until the hiredis implementation lands.
+// The Redis backend: two hiredis async connections on the engine's libuv
+// loop (one subscriber, one pipelined command connection), the subscription
+// set restored on reconnect, and the state transitions reported to the
+// engine. See gilmour/backends/redis.hpp and docs/redis-backend.md.
+#include <uv.h>
+
+#include <functional>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
 #include "gilmour/backends/redis.hpp"
 #include "gilmour/error.hpp"
+#include "redis/connection.hpp"
 
 namespace gilmour::redis {
 
-std::shared_ptr<Backend> make_backend(Options) {
-  throw InvalidState("gilmour::redis: the Redis backend is not implemented yet");
+namespace {
+
+using detail::Connection;
+using detail::Op;
+using detail::OpKind;
+
+/// The Backend over hiredis. Every member runs on the engine's I/O thread
+/// (Backend contract) except the constructor and destructor.
+class RedisBackend final : public Backend, private detail::ConnectionOwner {
+ public:
+  explicit RedisBackend(Options options)
+      : opts_(std::move(options)),
+        address_(opts_.address()),
+        cmd_(Connection::Role::kCommand, opts_, *this),
+        sub_(Connection::Role::kSubscriber, opts_, *this) {}
+
+  ~RedisBackend() override = default;
+
+  /// True when nothing of this backend is on any loop (never opened, or
+  /// closed): then it may be destroyed.
+  bool quiescent() const noexcept {
+    return phase_ == Phase::kIdle && !defer_open_ && cmd_.closed() && sub_.closed();
+  }
+
+  // ------------------------------------------------------------ Backend
+
+  void open(IoContext& io, BackendListener& listener, StatusCallback done) override {
+    if (phase_ != Phase::kIdle || defer_open_) {
+      io.post([done] { done(Status::error("gilmour::redis: open(): already open")); });
+      return;
+    }
+    io_ = &io;
+    listener_ = &listener;
+    loop_ = static_cast<uv_loop_t*>(io.native_loop());
+    if (!loop_) {
+      io.post([done] { done(Status::error("gilmour::redis: the I/O context has no libuv loop")); });
+      return;
+    }
+    uv_timer_init(loop_, &defer_timer_);
+    defer_timer_.data = this;
+    defer_open_ = true;
+    cmd_.init(loop_);
+    sub_.init(loop_);
+    phase_ = Phase::kOpening;
+    open_done_ = std::move(done);
+    cmd_.connect();
+    sub_.connect();
+  }
+
+  void close(StatusCallback done) override {
+    if (phase_ == Phase::kIdle && !defer_open_) {
+      if (io_) {
+        io_->post([done] { done(Status()); });
+      } else {
+        done(Status());  // never opened: no loop to defer to
+      }
+      return;
+    }
+    if (phase_ == Phase::kClosing) {
+      later([done] { done(Status::error("gilmour::redis: close(): already closing")); });
+      return;
+    }
+    phase_ = Phase::kClosing;
+    close_done_ = std::move(done);
+    if (open_done_) {
+      auto d = std::move(open_done_);
+      open_done_ = nullptr;
+      later([d, a = address_] { d(Status::error("closed while connecting to " + a)); });
+    }
+    channels_.clear();
+    patterns_.clear();
+    restoring_ = 0;
+    down_reported_ = false;
+    sub_.close(false);
+    cmd_.close(true);  // lets replies to what was already sent arrive
+    maybe_closed();
+  }
+
+  void subscribe(const std::string& channel, bool pattern, StatusCallback done) override {
+    if (phase_ != Phase::kOpen) {
+      later([done, st = not_open()] { done(st); });
+      return;
+    }
+    (pattern ? patterns_ : channels_).insert(channel);
+    if (!sub_.ready()) {
+      later([done, st = not_connected("the subscription is restored on reconnect")] { done(st); });
+      return;
+    }
+    send_subscription(OpKind::kSubscribe, channel, pattern, std::move(done));
+  }
+
+  void unsubscribe(const std::string& channel, bool pattern, StatusCallback done) override {
+    auto& set = pattern ? patterns_ : channels_;
+    if (phase_ != Phase::kOpen || set.erase(channel) == 0 || !sub_.ready()) {
+      // Not subscribed (or not connected: it will not be restored): done.
+      later([done] { done(Status()); });
+      return;
+    }
+    send_subscription(OpKind::kUnsubscribe, channel, pattern, std::move(done));
+  }
+
+  void publish(const std::string& channel, std::string payload, CountCallback done) override {
+    if (!command_ready()) return reject(std::move(done));
+    cmd_.writer().begin(3).arg("PUBLISH").arg(channel).arg(payload);
+    Op op;
+    op.kind = OpKind::kCount;
+    op.cb = std::move(done);
+    send(op);
+  }
+
+  void acquire_lock(const std::string& key, std::chrono::seconds ttl,
+                    BoolCallback done) override {
+    if (!command_ready()) return reject(std::move(done));
+    cmd_.writer()
+        .begin(6)
+        .arg("SET")
+        .arg(key)
+        .arg(key)
+        .arg("NX")
+        .arg("EX")
+        .arg(static_cast<std::int64_t>(ttl.count()));
+    Op op;
+    op.kind = OpKind::kLock;
+    op.cb = std::move(done);
+    send(op);
+  }
+
+  void hash_set(const std::string& key, const std::string& field, const std::string& value,
+                StatusCallback done) override {
+    if (!command_ready()) return reject(std::move(done));
+    cmd_.writer().begin(4).arg("HSET").arg(key).arg(field).arg(value);
+    Op op;
+    op.kind = OpKind::kStatus;
+    op.cb = std::move(done);
+    send(op);
+  }
+
+  void hash_delete(const std::string& key, const std::string& field,
+                   StatusCallback done) override {
+    if (!command_ready()) return reject(std::move(done));
+    cmd_.writer().begin(3).arg("HDEL").arg(key).arg(field);
+    Op op;
+    op.kind = OpKind::kStatus;
+    op.cb = std::move(done);
+    send(op);
+  }
+
+  void hash_get_all(const std::string& key, HashCallback done) override {
+    if (!command_ready()) return reject(std::move(done));
+    cmd_.writer().begin(2).arg("HGETALL").arg(key);
+    Op op;
+    op.kind = OpKind::kHash;
+    op.cb = std::move(done);
+    send(op);
+  }
+
+  void list_push_trim(const std::string& key, std::string value, std::int64_t keep,
+                      StatusCallback done) override {
+    if (!command_ready()) return reject(std::move(done));
+    // Pipelined: LTRIM is sent right behind LPUSH; its reply completes both,
+    // and an LPUSH error is carried to it.
+    cmd_.writer().begin(3).arg("LPUSH").arg(key).arg(value);
+    Op push;
+    push.kind = OpKind::kCarry;
+    if (!cmd_.send(push)) return reject(std::move(done));
+    cmd_.writer().begin(4).arg("LTRIM").arg(key).arg(std::int64_t{0}).arg(keep - 1);
+    Op trim;
+    trim.kind = OpKind::kStatus;
+    trim.cb = std::move(done);
+    send(trim);
+  }
+
+  void subscriber_count(const std::string& channel, CountCallback done) override {
+    if (!command_ready()) return reject(std::move(done));
+    cmd_.writer().begin(3).arg("PUBSUB").arg("NUMSUB").arg(channel);
+    Op op;
+    op.kind = OpKind::kNumsub;
+    op.cb = std::move(done);
+    send(op);
+  }
+
+  std::string describe() const override { return "redis " + address_; }
+
+ private:
+  enum class Phase { kIdle, kOpening, kOpen, kFailed, kClosing };
+
+  // ------------------------------------------------------------ connections
+
+  void on_ready(Connection& c) override {
+    if (phase_ == Phase::kOpening) {
+      if (!cmd_.ready() || !sub_.ready()) return;
+      phase_ = Phase::kOpen;
+      auto d = std::move(open_done_);
+      open_done_ = nullptr;
+      listener_->on_connection_state(ConnectionState::kConnected, "connected to " + address_);
+      d(Status());
+      return;
+    }
+    if (phase_ != Phase::kOpen) return;
+    if (&c == &sub_) restore_subscriptions();
+    check_reconnected();
+  }
+
+  void on_down(Connection& c, const std::string& why, bool) override {
+    switch (phase_) {
+      case Phase::kOpening: {
+        // The first outcome decides open(); the backend stays down until
+        // close() (the engine's start() fails and closes it).
+        phase_ = Phase::kFailed;
+        (&c == &cmd_ ? sub_ : cmd_).abort(why);
+        auto d = std::move(open_done_);
+        open_done_ = nullptr;
+        d(Status::error(why));
+        return;
+      }
+      case Phase::kOpen:
+        if (&c == &sub_) restoring_ = 0;
+        if (!down_reported_) {
+          down_reported_ = true;
+          listener_->on_connection_state(ConnectionState::kDisconnected, why);
+        }
+        c.reconnect_later();
+        return;
+      default:
+        return;
+    }
+  }
+
+  void on_message(std::string_view channel, std::string_view pattern,
+                  std::string_view payload) override {
+    if (phase_ == Phase::kOpen) listener_->on_message(channel, pattern, payload);
+  }
+
+  void on_closed(Connection&) override { maybe_closed(); }
+
+  /// After the subscriber reconnected: (P)SUBSCRIBE everything in the set.
+  void restore_subscriptions() {
+    restoring_ = 0;
+    auto restore = [this](const std::string& name, bool pattern) {
+      sub_.writer().begin(2).arg(pattern ? "PSUBSCRIBE" : "SUBSCRIBE").arg(name);
+      Op op;
+      op.kind = OpKind::kSubscribe;
+      op.pattern = pattern;
+      op.what = name;
+      op.cb = StatusCallback([this](const Status& st) {
+        if (st && restoring_ > 0 && --restoring_ == 0) check_reconnected();
+      });
+      if (sub_.send(op)) ++restoring_;
+    };
+    for (auto& ch : channels_) restore(ch, false);
+    for (auto& p : patterns_) restore(p, true);
+  }
+
+  /// Reports kReconnected once both connections are back and every
+  /// subscription is confirmed again.
+  void check_reconnected() {
+    if (phase_ != Phase::kOpen || !down_reported_ || !cmd_.ready() || !sub_.ready() ||
+        restoring_ != 0) {
+      return;
+    }
+    down_reported_ = false;
+    listener_->on_connection_state(ConnectionState::kReconnected, "reconnected to " + address_);
+  }
+
+  void send_subscription(OpKind kind, const std::string& channel, bool pattern,
+                         StatusCallback done) {
+    const char* cmd = kind == OpKind::kSubscribe ? (pattern ? "PSUBSCRIBE" : "SUBSCRIBE")
+                                                 : (pattern ? "PUNSUBSCRIBE" : "UNSUBSCRIBE");
+    sub_.writer().begin(2).arg(cmd).arg(channel);
+    Op op;
+    op.kind = kind;
+    op.pattern = pattern;
+    op.what = channel;
+    op.cb = std::move(done);
+    if (!sub_.send(op)) {
+      later([op, st = not_connected("")]() mutable { detail::fail_op(op, st); });
+    }
+  }
+
+  // ------------------------------------------------------------ commands
+
+  bool command_ready() const noexcept { return phase_ == Phase::kOpen && cmd_.ready(); }
+
+  void send(Op& op) {
+    if (!cmd_.send(op)) {
+      later([op, st = not_connected("")]() mutable { detail::fail_op(op, st); });
+    }
+  }
+
+  /// Fails a command at once (from the loop, not from inside the call).
+  template <typename Callback>
+  void reject(Callback done) {
+    Op op;
+    op.cb = std::move(done);
+    later([op, st = phase_ == Phase::kOpen ? not_connected("") : not_open()]() mutable {
+      detail::fail_op(op, st);
+    });
+  }
+
+  Status not_connected(const std::string& more) const {
+    std::string text = "not connected to redis " + address_ + " (reconnecting)";
+    if (!more.empty()) text += "; " + more;
+    return Status::error(std::move(text));
+  }
+
+  Status not_open() const {
+    return Status::error("not connected to redis " + address_ +
+                         (phase_ == Phase::kClosing ? " (closing)" : " (not open)"));
+  }
+
+  // ------------------------------------------------------------ deferral
+
+  /// Runs `fn` on the loop soon, never inside the current call. Deferred
+  /// callbacks all run before close() reports done.
+  void later(std::function<void()> fn) {
+    if (defer_open_ && !defer_closing_) {
+      deferred_.push_back(std::move(fn));
+      if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&defer_timer_))) {
+        uv_timer_start(&defer_timer_, on_defer, 0, 0);
+      }
+    } else if (io_) {
+      io_->post(std::move(fn));
+    }
+  }
+
+  static void on_defer(uv_timer_t* t) { static_cast<RedisBackend*>(t->data)->run_deferred(); }
+
+  void run_deferred() noexcept {
+    while (!deferred_.empty()) {
+      auto batch = std::move(deferred_);
+      deferred_.clear();
+      for (auto& fn : batch) {
+        try {
+          fn();
+        } catch (...) {  // callbacks must not throw; never unwind into libuv
+        }
+      }
+    }
+  }
+
+  /// close(): once both connections are closed, run what is deferred, close
+  /// the deferral timer, and report done from its close callback.
+  void maybe_closed() {
+    if (phase_ != Phase::kClosing || !cmd_.closed() || !sub_.closed() || defer_closing_) return;
+    run_deferred();
+    uv_timer_stop(&defer_timer_);
+    defer_closing_ = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&defer_timer_), [](uv_handle_t* h) {
+      auto* self = static_cast<RedisBackend*>(h->data);
+      self->run_deferred();
+      self->defer_open_ = false;
+      self->defer_closing_ = false;
+      self->phase_ = Phase::kIdle;
+      auto d = std::move(self->close_done_);
+      self->close_done_ = nullptr;
+      try {
+        if (d) d(Status());
+      } catch (...) {
+      }
+    });
+  }
+
+  Options opts_;
+  std::string address_;
+  IoContext* io_ = nullptr;
+  BackendListener* listener_ = nullptr;
+  uv_loop_t* loop_ = nullptr;
+  Connection cmd_;
+  Connection sub_;
+  Phase phase_ = Phase::kIdle;
+  StatusCallback open_done_;
+  StatusCallback close_done_;
+  bool down_reported_ = false;
+  std::size_t restoring_ = 0;  // re-subscriptions not yet confirmed
+  std::unordered_set<std::string> channels_;
+  std::unordered_set<std::string> patterns_;
+  uv_timer_t defer_timer_{};
+  bool defer_open_ = false;     // defer_timer_ is initialised and not closed
+  bool defer_closing_ = false;  // uv_close(defer_timer_) called
+  std::vector<std::function<void()>> deferred_;
+};
+
+void validate(const Options& o) {
+  auto bad = [](const std::string& why) {
+    throw InvalidArgument("gilmour::redis: invalid option: " + why);
+  };
+  if (o.unix_socket.empty()) {
+    if (o.host.empty()) bad("host is empty");
+    if (o.port <= 0 || o.port > 65535) bad("port " + std::to_string(o.port) + " out of range");
+  } else if (o.unix_socket.front() != '/') {
+    bad("unix_socket must be an absolute path");
+  }
+  if (o.db < 0) bad("db must not be negative");
+  if (!o.user.empty() && o.password.empty()) bad("user given without a password");
+  if (o.connect_timeout.count() <= 0) bad("connect_timeout must be positive");
+  if (o.command_timeout.count() <= 0) bad("command_timeout must be positive");
+  if (o.reconnect_min.count() <= 0) bad("reconnect_min must be positive");
+  if (o.reconnect_max < o.reconnect_min) bad("reconnect_max must not be below reconnect_min");
+}
+
+}  // namespace
+
+std::shared_ptr<Backend> make_backend(Options options) {
+  validate(options);
+  // A backend destroyed while its handles are still on a running loop (the
+  // loop outlived a close() that never completed) is leaked rather than
+  // freed under libuv's feet. The engine always closes it first.
+  return std::shared_ptr<Backend>(new RedisBackend(std::move(options)), [](RedisBackend* b) {
+    if (b->quiescent()) delete b;
+  });
 }
 
 std::shared_ptr<Backend> make_backend(std::string_view url) {

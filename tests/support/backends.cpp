@@ -24,8 +24,9 @@ std::vector<std::pair<std::string, std::string>> Capture::snapshot() {
   return got_;
 }
 
+// Notifying under the lock: once a waiter sees the condition, the notifier
+// no longer touches the object, so a test may destroy it right away.
 void Capture::add(std::string channel, std::string payload) {
-  // Notify under the lock: a waiter may destroy this object once it returns.
   std::lock_guard<std::mutex> lock(mu_);
   got_.emplace_back(std::move(channel), std::move(payload));
   cv_.notify_all();

@@ -5,14 +5,28 @@
 /// @code
 ///   auto opts = gilmour::redis::Options::from_url("redis://:secret@127.0.0.1:6379/0");
 ///   gilmour::Gilmour g(gilmour::redis::make_backend(opts));
+///   g.start();  // ConnectionError: "... connect to 127.0.0.1:6379 failed: Connection refused"
 /// @endcode
 ///
-/// Reconnection: when Redis goes away the backend reconnects with capped
-/// exponential backoff, re-AUTHs, re-SELECTs, re-subscribes every channel and
-/// pattern; commands issued while down fail at once with an error status.
+/// Connecting: open() connects both connections, AUTHs (`AUTH password`, or
+/// `AUTH user password` with an ACL user) and SELECTs; the first failure is
+/// reported (the engine's start() throws gilmour::ConnectionError with it).
+///
+/// Reconnection: when Redis goes away, pending operations of the lost
+/// connection fail at once, the engine is told once (kDisconnected), and the
+/// backend reconnects with capped exponential backoff, re-AUTHs, re-SELECTs,
+/// re-subscribes every channel and pattern, then tells the engine once
+/// (kReconnected). Commands issued while down fail at once with an error
+/// status ("not connected to redis ..."); nothing is queued. A command
+/// without a reply after `command_timeout` fails and resets its connection.
 /// See docs/redis-backend.md.
 ///
-/// Thread safety: Options is a plain value; a backend serves one engine.
+/// Errors: make_backend() and Options::from_url() throw InvalidArgument for
+/// bad options; everything else is reported as a Status to the engine.
+///
+/// Thread safety: Options is a plain value. A backend serves one engine and
+/// is used only on that engine's I/O thread; it may be destroyed before it
+/// was opened or after close() completed.
 #pragma once
 
 #include <chrono>

@@ -1,0 +1,555 @@
+// One hiredis async connection on a libuv loop. See connection.hpp.
+#include "redis/connection.hpp"
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+namespace gilmour::redis::detail {
+
+namespace {
+
+std::string_view view(const redisReply* r) noexcept {
+  return r && r->str ? std::string_view(r->str, r->len) : std::string_view();
+}
+
+bool is_string(const redisReply* r) noexcept {
+  return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
+}
+
+template <typename F>
+void guarded(F&& f) noexcept {
+  // Callbacks must not throw (Backend contract); nothing may unwind through
+  // hiredis or libuv frames whatever happens.
+  try {
+    f();
+  } catch (...) {
+  }
+}
+
+}  // namespace
+
+void fail_op(Op& op, const Status& st) noexcept {
+  guarded([&] {
+    if (auto* s = std::get_if<Backend::StatusCallback>(&op.cb)) {
+      if (*s) (*s)(st);
+    } else if (auto* c = std::get_if<Backend::CountCallback>(&op.cb)) {
+      if (*c) (*c)(st, 0);
+    } else if (auto* b = std::get_if<Backend::BoolCallback>(&op.cb)) {
+      if (*b) (*b)(st, false);
+    } else if (auto* h = std::get_if<Backend::HashCallback>(&op.cb)) {
+      if (*h) (*h)(st, {});
+    }
+  });
+}
+
+/// Our libuv adapter's state for one hiredis context: a uv_poll_t on its fd.
+/// Heap-allocated; freed in the handle's close callback.
+struct Connection::PollBox {
+  uv_poll_t handle{};
+  redisAsyncContext* ac = nullptr;  // null once hiredis has cleaned up
+  int events = 0;
+  Connection* owner = nullptr;
+};
+
+Connection::Connection(Role role, const Options& options, ConnectionOwner& owner)
+    : role_(role), opts_(options), owner_(owner), address_(options.address()),
+      backoff_(options.reconnect_min) {}
+
+void Connection::init(uv_loop_t* loop) {
+  loop_ = loop;
+  uv_timer_init(loop_, &timer_);
+  timer_.data = this;
+  ++handles_;
+  state_ = State::kIdle;
+  backoff_ = opts_.reconnect_min;
+  carry_.clear();
+  soon_.clear();
+}
+
+// ------------------------------------------------------------- the adapter
+
+void Connection::on_poll_cb(uv_poll_t* h, int status, int events) {
+  auto* box = static_cast<PollBox*>(h->data);
+  // libuv reports POLLERR as status < 0 and stops the handle. hiredis 0.14's
+  // adapter returned here, so a refused connect or a reset connection went
+  // unnoticed forever. Let hiredis look instead: connect() reads SO_ERROR,
+  // read() gets the error, and the context is torn down properly.
+  int ev = status < 0 ? box->events : events;
+  guarded([&] {
+    if (box->ac && (ev & UV_READABLE)) redisAsyncHandleRead(box->ac);
+    if (box->ac && (ev & UV_WRITABLE)) redisAsyncHandleWrite(box->ac);
+    if (status < 0 && box->ac && box->events) uv_poll_start(&box->handle, box->events, on_poll_cb);
+  });
+}
+
+void Connection::ev_add_read(void* p) {
+  auto* box = static_cast<PollBox*>(p);
+  box->events |= UV_READABLE;
+  uv_poll_start(&box->handle, box->events, on_poll_cb);
+}
+
+void Connection::ev_del_read(void* p) {
+  auto* box = static_cast<PollBox*>(p);
+  box->events &= ~UV_READABLE;
+  if (box->events) {
+    uv_poll_start(&box->handle, box->events, on_poll_cb);
+  } else {
+    uv_poll_stop(&box->handle);
+  }
+}
+
+void Connection::ev_add_write(void* p) {
+  auto* box = static_cast<PollBox*>(p);
+  box->events |= UV_WRITABLE;
+  uv_poll_start(&box->handle, box->events, on_poll_cb);
+}
+
+void Connection::ev_del_write(void* p) {
+  auto* box = static_cast<PollBox*>(p);
+  box->events &= ~UV_WRITABLE;
+  if (box->events) {
+    uv_poll_start(&box->handle, box->events, on_poll_cb);
+  } else {
+    uv_poll_stop(&box->handle);
+  }
+}
+
+void Connection::ev_cleanup(void* p) {
+  auto* box = static_cast<PollBox*>(p);
+  if (!box->ac) return;
+  box->ac = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&box->handle), [](uv_handle_t* h) {
+    auto* b = static_cast<PollBox*>(h->data);
+    Connection* owner = b->owner;
+    delete b;
+    guarded([&] { owner->handle_closed(); });
+  });
+}
+
+bool Connection::attach(redisAsyncContext* ac) {
+  auto* box = new PollBox;
+  box->owner = this;
+  box->ac = ac;
+  if (uv_poll_init(loop_, &box->handle, ac->c.fd) != 0) {
+    delete box;
+    return false;
+  }
+  box->handle.data = box;
+  ++handles_;
+  ac->ev.data = box;
+  ac->ev.addRead = ev_add_read;
+  ac->ev.delRead = ev_del_read;
+  ac->ev.addWrite = ev_add_write;
+  ac->ev.delWrite = ev_del_write;
+  ac->ev.cleanup = ev_cleanup;
+  return true;
+}
+
+// ------------------------------------------------------------- lifecycle
+
+void Connection::connect() {
+  if (state_ == State::kUninit || state_ == State::kClosing || state_ == State::kClosed) return;
+  uv_timer_stop(&timer_);
+  state_ = State::kConnecting;
+  redisAsyncContext* ac = opts_.unix_socket.empty()
+                              ? redisAsyncConnect(opts_.host.c_str(), opts_.port)
+                              : redisAsyncConnectUnix(opts_.unix_socket.c_str());
+  if (!ac || ac->err) {
+    std::string err = ac ? ac->c.errstr : "cannot allocate a context";
+    if (ac) redisAsyncFree(ac);
+    fail_soon("connect to " + address_ + " failed: " + err);
+    return;
+  }
+  if (!attach(ac)) {
+    redisAsyncFree(ac);
+    fail_soon("connect to " + address_ + " failed: cannot watch the socket");
+    return;
+  }
+  ac_ = ac;
+  ac->data = this;
+  if (opts_.unix_socket.empty()) redisEnableKeepAlive(&ac->c);  // detects dead idle peers
+  redisAsyncSetDisconnectCallback(ac, on_disconnect_cb);
+  redisAsyncSetConnectCallback(ac, on_connect_cb);  // also starts watching for writability
+  uv_timer_start(&timer_, on_timer_cb, static_cast<std::uint64_t>(opts_.connect_timeout.count()),
+                 0);
+}
+
+void Connection::reconnect_later() {
+  if (state_ != State::kIdle) return;
+  state_ = State::kBackoff;
+  uv_timer_start(&timer_, on_timer_cb, static_cast<std::uint64_t>(backoff_.count()), 0);
+  backoff_ = std::min(backoff_ * 2, opts_.reconnect_max);
+}
+
+void Connection::abort(const std::string& why) {
+  if (state_ == State::kUninit || state_ == State::kClosing || state_ == State::kClosed) return;
+  uv_timer_stop(&timer_);
+  drop_context();
+  fail_all(why);
+  soon_.clear();
+  state_ = State::kIdle;
+}
+
+void Connection::close(bool flush) {
+  switch (state_) {
+    case State::kUninit:
+    case State::kClosed:
+      return;
+    case State::kClosing:
+      return;
+    case State::kReady:
+      if (flush && !ops_.empty()) {
+        // Let the replies of what was already sent arrive (a response the
+        // engine published just before stopping, the health HDEL...).
+        state_ = State::kClosing;
+        auto ms = std::min<std::int64_t>(opts_.command_timeout.count(), 1000);
+        uv_timer_start(&timer_, on_timer_cb, static_cast<std::uint64_t>(ms), 0);
+        return;
+      }
+      finish_close();
+      return;
+    default:
+      finish_close();
+      return;
+  }
+}
+
+void Connection::finish_close() {
+  state_ = State::kClosed;
+  uv_timer_stop(&timer_);
+  drop_context();
+  fail_all("redis " + address_ + ": connection closed");
+  soon_.clear();
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), [](uv_handle_t* h) {
+    static_cast<Connection*>(h->data)->handle_closed();
+  });
+}
+
+void Connection::handle_closed() {
+  --handles_;
+  if (state_ == State::kClosed && handles_ == 0) owner_.on_closed(*this);
+}
+
+void Connection::drop_context() {
+  if (!ac_) return;
+  redisAsyncContext* ac = ac_;
+  ac_ = nullptr;
+  ac->data = nullptr;  // its NULL-reply and disconnect callbacks are ignored
+  redisAsyncFree(ac);  // deferred by hiredis when inside one of its reply callbacks
+}
+
+void Connection::fail_soon(std::string why) {
+  // Reported from the timer, never from inside the call that hit it.
+  soon_ = std::move(why);
+  uv_timer_start(&timer_, on_timer_cb, 0, 0);
+}
+
+void Connection::fail_all(const std::string& why) {
+  carry_.clear();
+  if (ops_.empty()) return;
+  auto ops = ops_.take_all();  // callbacks may send new commands: work on a copy
+  Status st = Status::error(why);
+  for (auto& op : ops) fail_op(op, st);
+}
+
+void Connection::down(const std::string& why) {
+  bool was_ready = state_ == State::kReady || state_ == State::kClosing;
+  if (state_ == State::kClosing) {
+    finish_close();
+    return;
+  }
+  uv_timer_stop(&timer_);
+  drop_context();
+  state_ = State::kIdle;
+  fail_all(why);
+  if (state_ != State::kIdle) return;  // a callback closed or restarted us
+  owner_.on_down(*this, why, was_ready);
+}
+
+// ------------------------------------------------------------- hiredis callbacks
+
+void Connection::on_connect_cb(const redisAsyncContext* ac, int status) {
+  auto* self = static_cast<Connection*>(ac->data);
+  if (!self) return;
+  guarded([&] { self->handle_connect(status, ac->c.errstr); });
+}
+
+void Connection::on_disconnect_cb(const redisAsyncContext* ac, int status) {
+  auto* self = static_cast<Connection*>(ac->data);
+  if (!self) return;
+  guarded([&] { self->handle_disconnect(status, ac->c.errstr); });
+}
+
+void Connection::on_reply_cb(redisAsyncContext* ac, void* reply, void*) {
+  auto* self = static_cast<Connection*>(ac->data);
+  // NULL: hiredis is tearing the context down; our FIFO is failed by down().
+  if (!self || !reply) return;
+  guarded([&] { self->handle_reply(static_cast<redisReply*>(reply)); });
+}
+
+void Connection::handle_connect(int status, const char* err) {
+  if (status != REDIS_OK) {
+    ac_ = nullptr;  // hiredis frees it after this callback
+    down("connect to " + address_ + " failed: " + (err && *err ? err : "unknown error"));
+    return;
+  }
+  state_ = State::kHandshake;
+  start_handshake();
+}
+
+void Connection::handle_disconnect(int status, const char* err) {
+  ac_ = nullptr;  // hiredis frees it after this callback
+  std::string why = "lost connection to " + address_ + ": " +
+                    (status == REDIS_OK ? std::string("closed")
+                                        : std::string(err && *err ? err : "I/O error"));
+  down(why);
+}
+
+void Connection::start_handshake() {
+  handshake_left_ = 0;
+  auto step = [&](const char* what) {
+    Op op;
+    op.kind = OpKind::kHandshake;
+    op.what = what;
+    if (!send_raw(op)) {
+      fail_soon("connect to " + address_ + " failed: cannot send " + what);
+      return false;
+    }
+    ++handshake_left_;
+    return true;
+  };
+  if (!opts_.password.empty()) {
+    if (opts_.user.empty()) {
+      writer_.begin(2).arg("AUTH").arg(opts_.password);
+    } else {
+      writer_.begin(3).arg("AUTH").arg(opts_.user).arg(opts_.password);
+    }
+    if (!step("AUTH")) return;
+  }
+  if (opts_.db != 0) {
+    writer_.begin(2).arg("SELECT").arg(static_cast<std::int64_t>(opts_.db));
+    if (!step("SELECT")) return;
+  }
+  if (handshake_left_ == 0) {
+    // Nothing to set up: still ask once, so that a server requiring a
+    // password answers NOAUTH now rather than on the first SUBSCRIBE.
+    writer_.begin(1).arg("PING");
+    step("PING");
+  }
+}
+
+void Connection::handle_reply(redisReply* r) {
+  if (role_ == Role::kSubscriber && r->type == REDIS_REPLY_ARRAY && r->elements >= 3 &&
+      is_string(r->element[0])) {
+    std::string_view kind = view(r->element[0]);
+    if (kind == "message") {
+      owner_.on_message(view(r->element[1]), std::string_view(), view(r->element[2]));
+      return;
+    }
+    if (kind == "pmessage" && r->elements >= 4) {
+      owner_.on_message(view(r->element[2]), view(r->element[1]), view(r->element[3]));
+      return;
+    }
+    bool sub = kind == "subscribe" || kind == "psubscribe";
+    bool unsub = kind == "unsubscribe" || kind == "punsubscribe";
+    if (sub || unsub) {
+      confirm(sub, kind[0] == 'p', view(r->element[1]));
+      return;
+    }
+  }
+  if (ops_.empty()) return;  // nothing asked for it
+  Op op = ops_.pop_front();
+  guarded([&] { complete(op, r); });
+  if (state_ == State::kClosing && ops_.empty()) finish_close();
+}
+
+void Connection::confirm(bool subscribe, bool pattern, std::string_view name) {
+  if (ops_.empty()) return;
+  Op& front = ops_.front();
+  OpKind want = subscribe ? OpKind::kSubscribe : OpKind::kUnsubscribe;
+  if (front.kind != want || front.pattern != pattern || front.what != name) {
+    // Our bookkeeping and the server disagree: start over on a new connection.
+    drop_context();
+    down("redis " + address_ + ": unexpected subscription reply for " + std::string(name));
+    return;
+  }
+  Op op = ops_.pop_front();
+  if (auto* cb = std::get_if<Backend::StatusCallback>(&op.cb); cb && *cb) {
+    guarded([&] { (*cb)(Status()); });
+  }
+  if (state_ == State::kClosing && ops_.empty()) finish_close();
+}
+
+void Connection::complete(Op& op, redisReply* r) {
+  const bool err = r->type == REDIS_REPLY_ERROR;
+  auto error = [&] { return Status::error(std::string(view(r))); };
+  auto unexpected = [&] {
+    return Status::error("redis " + address_ + ": unexpected reply type " +
+                         std::to_string(r->type));
+  };
+  switch (op.kind) {
+    case OpKind::kHandshake:
+      if (err) {
+        std::string why = op.what + " failed: " + std::string(view(r));
+        drop_context();
+        down(why);
+        return;
+      }
+      if (--handshake_left_ == 0) {
+        state_ = State::kReady;
+        backoff_ = opts_.reconnect_min;
+        uv_timer_stop(&timer_);
+        owner_.on_ready(*this);
+      }
+      return;
+    case OpKind::kCount: {
+      auto& cb = std::get<Backend::CountCallback>(op.cb);
+      if (!cb) return;
+      if (err) {
+        cb(error(), 0);
+      } else if (r->type == REDIS_REPLY_INTEGER) {
+        cb(Status(), r->integer);
+      } else {
+        cb(unexpected(), 0);
+      }
+      return;
+    }
+    case OpKind::kNumsub: {
+      auto& cb = std::get<Backend::CountCallback>(op.cb);
+      if (!cb) return;
+      if (err) {
+        cb(error(), 0);
+      } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+                 r->element[1]->type == REDIS_REPLY_INTEGER) {
+        cb(Status(), r->element[1]->integer);
+      } else {
+        cb(unexpected(), 0);
+      }
+      return;
+    }
+    case OpKind::kLock: {
+      auto& cb = std::get<Backend::BoolCallback>(op.cb);
+      if (!cb) return;
+      if (err) {
+        cb(error(), false);
+      } else if (r->type == REDIS_REPLY_NIL) {
+        cb(Status(), false);
+      } else if (is_string(r) && view(r) == "OK") {
+        cb(Status(), true);
+      } else {
+        cb(unexpected(), false);
+      }
+      return;
+    }
+    case OpKind::kStatus: {
+      auto& cb = std::get<Backend::StatusCallback>(op.cb);
+      Status st = err ? error() : Status();
+      if (!carry_.empty()) {
+        st = Status::error(carry_);
+        carry_.clear();
+      }
+      if (cb) cb(st);
+      return;
+    }
+    case OpKind::kHash: {
+      auto& cb = std::get<Backend::HashCallback>(op.cb);
+      if (!cb) return;
+      if (err) {
+        cb(error(), {});
+      } else if (r->type == REDIS_REPLY_ARRAY) {
+        std::vector<std::pair<std::string, std::string>> out;
+        out.reserve(r->elements / 2);
+        for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
+          out.emplace_back(view(r->element[i]), view(r->element[i + 1]));
+        }
+        cb(Status(), std::move(out));
+      } else {
+        cb(unexpected(), {});
+      }
+      return;
+    }
+    case OpKind::kCarry:
+      if (err) carry_ = std::string(view(r));
+      return;
+    case OpKind::kSubscribe:
+    case OpKind::kUnsubscribe:
+      // A (P)(UN)SUBSCRIBE answered by something else than a confirmation.
+      fail_op(op, err ? error() : unexpected());
+      return;
+  }
+}
+
+// ------------------------------------------------------------- sending
+
+bool Connection::send(Op& op) {
+  if (state_ != State::kReady) return false;
+  return send_raw(op);
+}
+
+bool Connection::send_raw(Op& op) {
+  if (!ac_) return false;
+  if (redisAsyncFormattedCommand(ac_, on_reply_cb, nullptr, writer_.data(), writer_.size()) !=
+      REDIS_OK) {
+    return false;
+  }
+  op.sent_ms = uv_now(loop_);
+  ops_.push_back(std::move(op));
+  if (ops_.size() == 1 && state_ == State::kReady) arm_command_timer();
+  return true;
+}
+
+void Connection::arm_command_timer() {
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(&timer_))) return;
+  uv_timer_start(&timer_, on_timer_cb, static_cast<std::uint64_t>(opts_.command_timeout.count()),
+                 0);
+}
+
+// ------------------------------------------------------------- timer
+
+void Connection::on_timer_cb(uv_timer_t* t) {
+  auto* self = static_cast<Connection*>(t->data);
+  guarded([&] { self->handle_timer(); });
+}
+
+void Connection::handle_timer() {
+  if (!soon_.empty()) {
+    std::string why = std::move(soon_);
+    soon_.clear();
+    drop_context();
+    down(why);
+    return;
+  }
+  switch (state_) {
+    case State::kConnecting:
+    case State::kHandshake:
+      drop_context();
+      down("connect to " + address_ + " timed out after " +
+           std::to_string(opts_.connect_timeout.count()) + " ms");
+      return;
+    case State::kBackoff:
+      connect();
+      return;
+    case State::kReady: {
+      if (ops_.empty()) return;
+      auto timeout = static_cast<std::uint64_t>(opts_.command_timeout.count());
+      auto age = uv_now(loop_) - ops_.front().sent_ms;
+      if (age >= timeout) {
+        // The server stopped answering: fail what waits and start over.
+        drop_context();
+        down("redis " + address_ + ": no reply within " + std::to_string(timeout) +
+             " ms (command timeout); reconnecting");
+        return;
+      }
+      uv_timer_start(&timer_, on_timer_cb, timeout - age, 0);
+      return;
+    }
+    case State::kClosing:
+      finish_close();
+      return;
+    default:
+      return;
+  }
+}
+
+}  // namespace gilmour::redis::detail

@@ -1,0 +1,310 @@
+// Connection tests on private redis-servers: AUTH (password and ACL user),
+// SELECT, unreachable servers, a server killed and restarted under traffic,
+// CLIENT KILL, a server that stops answering (command timeout), and
+// subscriptions made while disconnected.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "integration/redis_fixture.hpp"
+
+namespace gilmour::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Resilience = RedisTest;
+
+/// Engine options whose logger a test can wait on.
+struct Watched {
+  std::shared_ptr<LogWatch> log;
+  EngineOptions options;
+};
+Watched watched(const std::string& name) {
+  auto [sink, logger] = LogWatch::make(name);
+  Watched w{sink, test_options()};
+  w.options.logger = logger;
+  return w;
+}
+
+std::string start_error(std::shared_ptr<Backend> b) {
+  Gilmour g(std::move(b), test_options());
+  try {
+    g.start();
+  } catch (const ConnectionError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST_F(Resilience, UnreachableServerFailsStartWithTheReason) {
+  redis::Options o;
+  o.port = 1;
+  auto err = start_error(redis::make_backend(o));
+  EXPECT_NE(err.find("connect to 127.0.0.1:1 failed: Connection refused"), std::string::npos)
+      << err;
+  o.unix_socket = "/nonexistent/redis.sock";
+  err = start_error(redis::make_backend(o));
+  EXPECT_NE(err.find("connect to /nonexistent/redis.sock failed"), std::string::npos) << err;
+}
+
+TEST_F(Resilience, BadOptionsThrowInvalidArgument) {
+  auto bad = [](auto mutate) {
+    redis::Options o;
+    mutate(o);
+    EXPECT_THROW(redis::make_backend(o), InvalidArgument);
+  };
+  bad([](redis::Options& o) { o.port = 0; });
+  bad([](redis::Options& o) { o.port = 70000; });
+  bad([](redis::Options& o) { o.host.clear(); });
+  bad([](redis::Options& o) { o.db = -1; });
+  bad([](redis::Options& o) { o.connect_timeout = 0ms; });
+  bad([](redis::Options& o) { o.command_timeout = -1ms; });
+  bad([](redis::Options& o) { o.reconnect_min = 0ms; });
+  bad([](redis::Options& o) { o.reconnect_max = 1ms; });
+  bad([](redis::Options& o) { o.user = "alice"; });
+  bad([](redis::Options& o) { o.unix_socket = "relative.sock"; });
+  EXPECT_EQ(redis::make_backend("127.0.0.1:6390")->describe(), "redis 127.0.0.1:6390");
+  EXPECT_EQ(redis::make_backend("unix:///tmp/r.sock")->describe(), "redis /tmp/r.sock");
+}
+
+TEST_F(Resilience, AuthWithPasswordAndAclUser) {
+  auto s = own_server({"--requirepass", "s3cret", "--user", "alice", "on", ">pw", "~*", "&*",
+                       "+@all"});
+  ASSERT_TRUE(s);
+  std::string base = "127.0.0.1:" + std::to_string(s->port());
+  // Right password: serves.
+  auto& server = started_with(redis::Options::from_url("redis://:s3cret@" + base));
+  auto topic = unique_topic("auth");
+  auto sub = server.reply_to(topic, [](const Request& r, Response& res) { res.set_data(r.data()); });
+  // ACL user in the URL.
+  auto& alice = started_with(redis::Options::from_url("redis://alice:pw@" + base));
+  EXPECT_EQ(alice.request_sync(topic, "hi").data<std::string>(), "hi");
+  // Wrong password, wrong user password, none at all: start() says why.
+  auto err = start_error(redis::make_backend("redis://:wrong@" + base));
+  EXPECT_NE(err.find("AUTH failed: WRONGPASS"), std::string::npos) << err;
+  err = start_error(redis::make_backend("redis://alice:nope@" + base));
+  EXPECT_NE(err.find("AUTH failed: WRONGPASS"), std::string::npos) << err;
+  err = start_error(redis::make_backend("redis://" + base));
+  EXPECT_NE(err.find("NOAUTH"), std::string::npos) << err;
+}
+
+TEST_F(Resilience, SelectsTheDatabase) {
+  auto topic = unique_topic("db");
+  auto ro = options_for(*server_);
+  ro.db = 3;
+  auto& server = started_with(ro);
+  auto sub = server.reply_to(topic, [](const Request&, Response& res) { res.set_data(1); });
+  auto cap = std::make_unique<RawSubscriber>(target(), "gilmour.request." + topic, false);
+  auto m = started().request_sync(topic, 0);
+  ASSERT_EQ(m.code(), 200);
+  auto s = sender_of(cap->wait_for(1).at(0).second);
+  RawRedis raw(target());
+  EXPECT_FALSE(raw.get(s + "_default"));  // not in db 0
+  raw.command({"SELECT", "3"});
+  EXPECT_EQ(raw.get(s + "_default"), s + "_default");
+  auto err = start_error(redis::make_backend(
+      redis::Options::from_url("redis://127.0.0.1:" + std::to_string(server_->port()) + "/99")));
+  EXPECT_NE(err.find("SELECT failed"), std::string::npos) << err;
+}
+
+TEST_F(Resilience, RestartUnderTrafficCompletesEveryRequestOnce) {
+  auto s = own_server();
+  ASSERT_TRUE(s);
+  auto server_watch = watched("server");
+  auto client_watch = watched("client");
+  auto& server = started(server_watch.options, s.get());
+  auto& client = started(client_watch.options, s.get());
+  auto topic = unique_topic("restart");
+  auto sub = server.reply_to(topic, [](const Request& r, Response& res) { res.set_data(r.data()); });
+
+  // Traffic: one thread keeps up to 16 requests in flight (1.5 s timeout) and
+  // records every completion.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<int, std::vector<int>> codes;  // request -> codes it completed with
+  int issued = 0, completed = 0, ok_total = 0;
+  int first_after_restart = -1;  // requests issued after this one count as "new"
+  Clock::time_point first_new_ok{};
+  std::atomic<bool> stop{false};
+  std::thread traffic([&] {
+    for (int i = 0; !stop.load(); ++i) {
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        // Window of 16; while Redis is down requests fail at once (503), so
+        // wait for a state change (a reconnection) before hammering again.
+        cv.wait(lock, [&] { return stop.load() || issued - completed < 16; });
+        if (stop.load()) break;
+        ++issued;
+      }
+      client.request(
+          topic, i,
+          [&, i](Message m) {
+            std::lock_guard<std::mutex> lock(mu);
+            codes[i].push_back(m.code());
+            ++completed;
+            if (m.code() == 200) {
+              ++ok_total;
+              if (first_after_restart >= 0 && i > first_after_restart &&
+                  first_new_ok == Clock::time_point{}) {
+                first_new_ok = Clock::now();
+              }
+            }
+            cv.notify_all();
+          },
+          {1500ms});
+      auto lost = client_watch.log->count("lost"), back = client_watch.log->count("reconnected");
+      if (lost > back) {
+        // Down: requests fail at once (503); pace on the reconnection event
+        // rather than spinning.
+        client_watch.log->wait_for("reconnected", back + 1, 100ms);
+      }
+    }
+  });
+  auto wait_ok = [&](int n) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, 10s, [&] { return ok_total >= n; });
+  };
+  ASSERT_TRUE(wait_ok(100));
+
+  s->kill();
+  ASSERT_TRUE(client_watch.log->wait_for("lost", 1, 5s));
+  ASSERT_TRUE(server_watch.log->wait_for("lost", 1, 5s));
+  // Publishes while down fail fast instead of vanishing.
+  auto t0 = Clock::now();
+  auto down = client.request_sync(topic, -1, {10s});
+  EXPECT_EQ(down.code(), 503) << down.error_text();
+  EXPECT_LT(Clock::now() - t0, 1s);
+  std::promise<SignalResult> sig;
+  client.signal(topic, 1, [&](const SignalResult& r) { sig.set_value(r); });
+  auto sr = sig.get_future().get();
+  EXPECT_FALSE(sr.ok());
+  EXPECT_NE(sr.status.message().find("not connected"), std::string::npos) << sr.status.message();
+
+  ASSERT_TRUE(s->restart()) << s->error();
+  auto restarted = Clock::now();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    first_after_restart = issued;
+  }
+  {
+    // New requests succeed within 2 s of the restart.
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_until(lock, restarted + 2s,
+                              [&] { return first_new_ok != Clock::time_point{}; }))
+        << "no successful request within 2 s of the restart";
+    std::cout << "[ restart ] first new success " << std::chrono::duration_cast<std::chrono::milliseconds>(first_new_ok - restarted).count()
+              << " ms after the restart\n";
+  }
+  int ok_before = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ok_before = ok_total;
+  }
+  ASSERT_TRUE(wait_ok(ok_before + 100));
+  stop.store(true);
+  cv.notify_all();
+  traffic.join();
+  {
+    // Everything issued completes (1.5 s timeout at most).
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 5s, [&] { return completed == issued; }));
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  std::map<int, int> by_code;
+  for (auto& [i, cs] : codes) {
+    ASSERT_EQ(cs.size(), 1u) << "request " << i << " completed " << cs.size() << " times";
+    EXPECT_TRUE(cs[0] == 200 || cs[0] == 499 || cs[0] == 503) << i << ": " << cs[0];
+    ++by_code[cs[0]];
+  }
+  EXPECT_EQ(static_cast<int>(codes.size()), issued);
+  EXPECT_GE(client.stats().reconnects, 1u);
+  EXPECT_GE(server.stats().reconnects, 1u);
+  std::cout << "[ restart ] " << issued << " requests:";
+  for (auto& [c, n] : by_code) std::cout << " " << c << "x" << n;
+  std::cout << "\n";
+}
+
+TEST_F(Resilience, ClientKillRestoresSubscriptions) {
+  auto s = own_server();
+  ASSERT_TRUE(s);
+  auto w = watched("killed");
+  auto& g = started(w.options, s.get());
+  auto topic = unique_topic("kill");
+  Counter hits;
+  auto slot = g.slot(topic + ".*", [&](const Request&) { hits.add(); });
+  auto rep = g.reply_to(topic, [](const Request&, Response& res) { res.set_data("ok"); });
+  RawRedis raw(target(*s));
+  auto killed = raw.command({"CLIENT", "KILL", "TYPE", "pubsub"});
+  ASSERT_TRUE(killed && killed->type == REDIS_REPLY_INTEGER);
+  EXPECT_EQ(killed->integer, 1);
+  ASSERT_TRUE(w.log->wait_for("lost", 1, 5s));
+  ASSERT_TRUE(w.log->wait_for("reconnected", 1, 5s));
+  EXPECT_EQ(g.stats().reconnects, 1u);
+  // Both the pattern and the channel are back.
+  EXPECT_EQ(raw.numsub("gilmour.request." + topic), 1);
+  auto other_watch = watched("other");
+  auto& other = started(other_watch.options, s.get());
+  other.signal(topic + ".a.b", 1);
+  ASSERT_TRUE(hits.wait_for(1));
+  EXPECT_EQ(other.request_sync(topic, 0).data<std::string>(), "ok");
+  // And the command connections (both engines' are killed).
+  raw.command({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"});
+  ASSERT_TRUE(w.log->wait_for("reconnected", 2, 5s));
+  ASSERT_TRUE(other_watch.log->wait_for("reconnected", 1, 5s));
+  EXPECT_EQ(other.request_sync(topic, 0).data<std::string>(), "ok");
+}
+
+TEST_F(Resilience, CommandTimeoutResetsAStuckConnection) {
+  auto s = own_server();
+  ASSERT_TRUE(s);
+  auto w = watched("stuck");
+  auto ro = options_for(*s);
+  ro.command_timeout = 300ms;
+  ro.connect_timeout = 500ms;
+  auto& g = started_with(ro, w.options);
+  auto topic = unique_topic("stuck");
+  auto sub = g.reply_to(topic, [](const Request&, Response& res) { res.set_data(1); });
+  s->pause();  // accepts nothing more, answers nothing
+  auto t0 = Clock::now();
+  auto m = g.request_sync(topic, 0, {10s});
+  auto took = Clock::now() - t0;
+  EXPECT_EQ(m.code(), 503) << m.error_text();
+  EXPECT_NE(m.error_text().find("command timeout"), std::string::npos) << m.error_text();
+  EXPECT_GE(took, 250ms);
+  EXPECT_LT(took, 3s);
+  s->resume();
+  ASSERT_TRUE(w.log->wait_for("reconnected", 1, 5s));
+  EXPECT_EQ(g.request_sync(topic, 0).code(), 200);
+}
+
+TEST_F(Resilience, SubscriptionsMadeWhileDownAreRestored) {
+  auto s = own_server();
+  ASSERT_TRUE(s);
+  auto w = watched("down");
+  auto& g = started(w.options, s.get());
+  auto topic = unique_topic("later");
+  s->kill();
+  ASSERT_TRUE(w.log->wait_for("lost", 1, 5s));
+  Counter hits;
+  auto t0 = Clock::now();
+  auto first = g.slot(topic, [&](const Request&) { hits.add(); });
+  EXPECT_LT(Clock::now() - t0, 2s) << "slot() must not wait for a server that is down";
+  ASSERT_TRUE(s->restart());
+  ASSERT_TRUE(w.log->wait_for("reconnected", 1, 5s));
+  // A second slot on the same channel: the engine knows it is confirmed now.
+  t0 = Clock::now();
+  auto second = g.slot(topic, [&](const Request&) { hits.add(); });
+  EXPECT_LT(Clock::now() - t0, 2s);
+  auto& other = started(test_options(), s.get());
+  std::promise<SignalResult> p;
+  other.signal(topic, 1, [&](const SignalResult& r) { p.set_value(r); });
+  EXPECT_EQ(p.get_future().get().receivers, 1);
+  ASSERT_TRUE(hits.wait_for(2));
+}
+
+}  // namespace
+}  // namespace gilmour::test
