@@ -506,7 +506,10 @@ void Composition::execute(nlohmann::json input, Completion done, ExecuteOptions 
   auto run = std::make_shared<Run>(std::move(done));
   if (options.timeout.count() > 0) {
     auto& timers = TimerService::instance();
-    auto key = timers.make_key(Clock::now() + options.timeout);
+    // "Forever" (milliseconds::max()) must not overflow the clock.
+    auto timeout = std::min(options.timeout,
+                            std::chrono::milliseconds(std::chrono::hours(24 * 365 * 100)));
+    auto key = timers.make_key(Clock::now() + timeout);
     run->set_timer(key);
     timers.schedule(key, [weak = std::weak_ptr<Run>(run)] {
       if (auto r = weak.lock()) r->finish(timeout_message());

@@ -140,10 +140,7 @@ void Engine::start() {
     Status ignored;
     wait_io(
         [this](auto done) {
-          for (auto& [key, subs] : subs_) {
-            for (auto& h : subs.handlers) h->attached = false;
-          }
-          subs_.clear();
+          clear_subscriptions(Status::error("start failed"));
           connected_ = false;
           backend_->close(std::move(done));
         },
@@ -157,25 +154,31 @@ void Engine::start() {
   }
   if (!st) fail(st.message());
 
-  std::vector<std::shared_ptr<HandlerEntry>> entries;
   {
     std::lock_guard<std::mutex> lock(reg_mu_);
     if (health_enabled_ && !health_entry_) {
       health_entry_ = make_health_entry();
       entries_.push_back(health_entry_);
     }
-    entries = entries_;
   }
-  // Subscribe the response pattern and every handler, then register health.
+  // Subscribe the response pattern and every handler. The registry is read on
+  // the I/O thread after connected_ is set, so a handler added concurrently
+  // is either in this list or attaches itself afterwards (attach() is
+  // idempotent).
   bool ok = wait_io(
-      [this, entries](std::function<void(const Status&)> done) {
+      [this](std::function<void(const Status&)> done) {
+        connected_ = true;
+        std::vector<std::shared_ptr<HandlerEntry>> entries;
+        {
+          std::lock_guard<std::mutex> lock(reg_mu_);
+          entries = entries_;
+        }
         auto remaining = std::make_shared<std::size_t>(entries.size() + 1);
         auto first_error = std::make_shared<Status>();
         auto one = [remaining, first_error, done](const Status& s) {
           if (!s && first_error->ok()) *first_error = s;
           if (--*remaining == 0) done(*first_error);
         };
-        connected_ = true;
         if (opts_.response_scheme == ResponseScheme::kEnginePattern) {
           backend_->subscribe(response_prefix_ + "*", true, one);
         } else {
@@ -235,10 +238,7 @@ bool Engine::stop(std::chrono::milliseconds drain) {
           ++*remaining;
           backend_->unsubscribe(key, subs.pattern, one);
         }
-        for (auto& [key, subs] : subs_) {
-          for (auto& h : subs.handlers) h->attached = false;
-        }
-        subs_.clear();
+        clear_subscriptions(Status::error("engine stopping"));
         bool health;
         {
           std::lock_guard<std::mutex> lock(reg_mu_);
@@ -258,6 +258,12 @@ bool Engine::stop(std::chrono::milliseconds drain) {
     drained = drain_cv_.wait_for(lock, drain, [this] { return inflight_ == 0; });
   }
   if (!drained) log_->warn("gilmour: stop(): handlers still running after the drain deadline");
+  // No invocation starts from now on (queued ones are skipped: a reply gets
+  // 503), and every Subscription reports inactive.
+  {
+    std::lock_guard<std::mutex> lock(reg_mu_);
+    for (auto& e : entries_) e->active.store(false);
+  }
   // 3. Complete waiting requests; close the backend.
   wait_io(
       [this](std::function<void(const Status&)> done) {
@@ -275,9 +281,19 @@ bool Engine::stop(std::chrono::milliseconds drain) {
       },
       opts_.connect_timeout, &st);
   io_.stop_and_join();
-  if (own_pool_) own_pool_->shutdown();
+  // Queued callbacks run; a handler stuck past the deadline is not waited for
+  // (its worker finishes on its own and its late answer is dropped).
+  if (own_pool_) own_pool_->shutdown(drained ? opts_.drain_timeout : std::chrono::milliseconds(0));
   state_.store(kStopped);
   return drained;
+}
+
+void Engine::clear_subscriptions(const Status& why) {
+  for (auto& [key, subs] : subs_) {
+    for (auto& h : subs.handlers) h->attached = false;
+    for (auto& w : subs.waiters) w(why);
+  }
+  subs_.clear();
 }
 
 void Engine::inflight_add() noexcept {
@@ -344,6 +360,10 @@ void Engine::remove_handler(const std::shared_ptr<HandlerEntry>& entry) noexcept
 
 void Engine::attach(const std::shared_ptr<HandlerEntry>& entry,
                     std::function<void(const Status&)> done) {
+  if (state_.load() >= kStopping) {
+    done(Status::error("engine stopping"));
+    return;
+  }
   if (entry->attached || !entry->active.load() || !connected_) {
     done(Status());
     return;
@@ -572,8 +592,8 @@ bool Engine::finish_reply(const std::shared_ptr<ReplyState>& st, nlohmann::json 
   std::string payload = encode_envelope(data, code, channel);
   std::optional<ErrorRecord> record;
   if (code >= 300) record = make_record(*st->request, code, std::move(data));
-  io_.post([self = shared_from_this(), st, channel = std::move(channel),
-            payload = std::move(payload), record = std::move(record)]() mutable {
+  return io_.try_post([self = shared_from_this(), st, channel = std::move(channel),
+                       payload = std::move(payload), record = std::move(record)]() mutable {
     self->io_.cancel(st->timer);
     self->backend_->publish(channel, std::move(payload), [self](const Status& s, std::int64_t) {
       if (!s) {
@@ -585,7 +605,6 @@ bool Engine::finish_reply(const std::shared_ptr<ReplyState>& st, nlohmann::json 
     if (record) self->report_error(std::move(*record));
     st->token.reset();
   });
-  return true;
 }
 
 void Engine::run_slot(const std::shared_ptr<HandlerEntry>& h,
@@ -705,7 +724,15 @@ void Engine::signal(std::string_view topic, nlohmann::json data, SignalCallback 
                                 r.status = Status::error("No active listeners for: " + t);
                               }
                               if (done) {
-                                self->executor_->submit([done, r] { done(r); });
+                                self->executor_->submit([done, r, log = self->log_] {
+                                  try {
+                                    done(r);
+                                  } catch (const std::exception& e) {
+                                    log->warn("gilmour: signal callback threw: {}", e.what());
+                                  } catch (...) {
+                                    log->warn("gilmour: signal callback threw");
+                                  }
+                                });
                               }
                             });
   });
@@ -947,7 +974,9 @@ Response::Deferred Response::defer() {
   deferred_ = true;
   d.state_ = state_;
   std::weak_ptr<detail::ReplyState> weak = state_;
-  d.guard_ = std::shared_ptr<void>(nullptr, [weak](void*) {
+  // A non-null pointer, so that valid() is true; its deleter answers 500 when
+  // the last copy goes unanswered.
+  d.guard_ = std::shared_ptr<void>(reinterpret_cast<void*>(1), [weak](void*) {
     auto st = weak.lock();
     if (!st || st->done.load()) return;
     if (auto e = st->engine.lock()) e->finish_reply(st, "response abandoned", code::kHandlerError);

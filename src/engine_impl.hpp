@@ -156,6 +156,8 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   // I/O thread
   void attach(const std::shared_ptr<HandlerEntry>& entry, std::function<void(const Status&)> done);
   void detach(const std::shared_ptr<HandlerEntry>& entry);
+  /// Forgets every subscription (I/O thread), failing attach() waiters with `why`.
+  void clear_subscriptions(const Status& why);
   void start_request(std::uint64_t seq, std::string channel, std::string payload,
                      std::string topic, std::chrono::milliseconds timeout, bool confirm,
                      std::function<void(Message)> complete);

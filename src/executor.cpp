@@ -55,7 +55,10 @@ void ThreadPool::State::run(const std::shared_ptr<State>& self) {
     auto task = std::move(tasks.front());
     tasks.pop_front();
     lock.unlock();
-    task();
+    try {
+      task();
+    } catch (...) {  // contained: a worker never dies of a task's exception
+    }
     task = nullptr;
     lock.lock();
   }
@@ -85,13 +88,20 @@ void ThreadPool::submit(std::function<void()> task) {
   state_->cv.notify_one();
 }
 
-void ThreadPool::shutdown() {
+void ThreadPool::shutdown() { shutdown(std::chrono::milliseconds::max()); }
+
+bool ThreadPool::shutdown(std::chrono::milliseconds wait) {
   std::unique_lock<std::mutex> lock(state_->mu);
   state_->stopping = true;
   state_->cv.notify_all();
   // Called from one of our own workers, that worker cannot be waited for.
   const std::size_t self = tl_pool == state_.get() ? 1 : 0;
-  state_->done_cv.wait(lock, [&] { return state_->threads <= self; });
+  auto done = [&] { return state_->threads <= self; };
+  if (wait == std::chrono::milliseconds::max()) {
+    state_->done_cv.wait(lock, done);
+    return true;
+  }
+  return state_->done_cv.wait_for(lock, wait, done);
 }
 
 std::size_t ThreadPool::size() const noexcept { return state_->core; }

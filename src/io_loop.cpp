@@ -1,6 +1,7 @@
 #include "io_loop.hpp"
 
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 
 namespace gilmour::detail {
@@ -55,8 +56,8 @@ void IoLoop::stop_and_join() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     closing_ = true;
+    uv_async_send(&async_);
   }
-  uv_async_send(&async_);
   thread_.join();
   std::vector<std::function<void()>> dropped;
   {
@@ -70,8 +71,9 @@ bool IoLoop::try_post(std::function<void()> fn) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!started_ || (closing_ && !on_io_thread()) || closed_) return false;
     queue_.push_back(std::move(fn));
+    // Under the lock: the handle cannot be closed between the check and the send.
+    uv_async_send(&async_);
   }
-  uv_async_send(&async_);
   return true;
 }
 
@@ -82,21 +84,30 @@ bool IoLoop::on_io_thread() const noexcept {
 void IoLoop::on_async(uv_async_t* handle) { static_cast<IoLoop*>(handle->data)->drain(); }
 
 void IoLoop::drain() {
+  // One batch per wake-up: tasks posted while this batch runs wait for the
+  // next loop iteration, so a flood of posts never starves socket I/O and
+  // timers (each post re-arms the async handle).
   bool closing = false;
-  for (;;) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      running_.swap(queue_);
-      closing = closing_;
-    }
-    if (running_.empty()) break;
-    for (auto& fn : running_) fn();
-    running_.clear();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running_.swap(queue_);
+    closing = closing_;
   }
+  for (auto& fn : running_) fn();
+  running_.clear();
   if (closing) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      closed_ = true;
+    // Run whatever was posted meanwhile, then close our handles.
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        running_.swap(queue_);
+        if (running_.empty()) {
+          closed_ = true;
+          break;
+        }
+      }
+      for (auto& fn : running_) fn();
+      running_.clear();
     }
     timers_.clear();
     uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
@@ -105,6 +116,8 @@ void IoLoop::drain() {
 }
 
 IoLoop::TimerId IoLoop::schedule(std::chrono::milliseconds delay, std::function<void()> fn) {
+  // "Forever" (milliseconds::max()) must not overflow the clock: a century will do.
+  delay = std::min(delay, std::chrono::milliseconds(std::chrono::hours(24 * 365 * 100)));
   TimerId id{Clock::now() + delay, ++next_timer_};
   timers_.emplace(std::make_pair(id.when, id.seq), std::move(fn));
   if (id.when < armed_for_) arm_timer();

@@ -21,7 +21,10 @@
 ///   neither I/O nor other handlers. Each message is its own task: one
 ///   handler may run concurrently for several messages.
 /// - A handler may make requests, including request_sync (the pool grows
-///   while a worker blocks, see ThreadPool).
+///   while a worker blocks, see ThreadPool). Blocking on a future inside a
+///   handler (`request(...).get()`, `Composition::execute(...).get()`) is
+///   not compensated: wrap it in a ThreadPool::BlockingScope, or use
+///   request_sync or the callback forms.
 ///
 /// Thread safety: every member function of Gilmour is thread-safe, except
 /// that the object must not be moved or destroyed while other threads use it.
@@ -171,7 +174,8 @@ class Gilmour {
   /// @throws InvalidArgument when backend is null or an option is invalid.
   explicit Gilmour(std::shared_ptr<Backend> backend, EngineOptions options = {});
   /// Stops (as stop()) and joins the I/O thread. Must not run on a handler
-  /// of this engine.
+  /// of this engine or its I/O thread (stop() would throw there, and an
+  /// exception cannot leave a destructor: std::terminate).
   ~Gilmour();
   Gilmour(Gilmour&&) noexcept;
   Gilmour& operator=(Gilmour&&) noexcept;
@@ -217,7 +221,9 @@ class Gilmour {
 
   /// Sends a request; `done` runs once on the executor with the response,
   /// or with 499 at the timeout, 404 (confirm_subscribers and nobody
-  /// listens), 503 (could not be sent, engine stopped).
+  /// listens), 503 (could not be sent, engine stopped). Exception: when the
+  /// engine is stopping and the request can no longer reach its I/O thread,
+  /// `done` runs at once on the calling thread with 503.
   /// @throws InvalidArgument for an empty topic or one containing `*`, a null
   ///         callback, a negative timeout; InvalidState when not running.
   void request(std::string_view topic, nlohmann::json data, ReplyCallback done,

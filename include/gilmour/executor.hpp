@@ -9,6 +9,7 @@
 /// Thread safety: submit() may be called from any thread.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -32,8 +33,11 @@ class Executor {
 /// blocking request to a handler of the same engine without deadlocking.
 /// Temporary workers exit once idle. The pool never exceeds `max_threads`.
 ///
-/// Thread safety: all members are thread-safe. The destructor drains queued
-/// tasks (runs them) and joins every worker; it must not run on a worker.
+/// A task that throws is contained: the exception is swallowed (tasks should
+/// catch their own; the engine's do).
+///
+/// Thread safety: all members are thread-safe. The destructor calls
+/// shutdown(); on one of its own workers it does not wait for that worker.
 class ThreadPool : public Executor {
  public:
   explicit ThreadPool(std::size_t size, std::size_t max_threads = 0);
@@ -42,8 +46,12 @@ class ThreadPool : public Executor {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   void submit(std::function<void()> task) override;
-  /// Stops accepting tasks, runs what is queued and joins the workers.
+  /// Stops accepting tasks, runs what is queued and waits for the workers
+  /// to exit.
   void shutdown();
+  /// As shutdown(), waiting at most `wait`; workers still busy then finish
+  /// (and run what is queued) on their own. True when all had exited.
+  bool shutdown(std::chrono::milliseconds wait);
   std::size_t size() const noexcept;
 
   /// Marks the current thread as blocked for its lifetime, if it is a worker

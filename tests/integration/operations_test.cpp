@@ -192,6 +192,7 @@ TEST_P(OperationsTest, TimeoutsAndFailingSlotsAreReported) {
   auto st = server.stats();
   EXPECT_EQ(st.server_timeouts, 2u);
   EXPECT_EQ(st.handler_errors, 1u);
+  server.stop();  // the handlers return before `release` goes out of scope
 }
 
 TEST_P(OperationsTest, HealthIdentRegisteredAnsweredAndRemovedOnStop) {
@@ -330,6 +331,7 @@ std::pair<pid_t, std::string> spawn_echo_server(const std::string& url) {
   if (::pipe(fds) != 0) return {-1, ""};
   pid_t pid = ::fork();
   if (pid == 0) {
+    die_with_parent();
     ::dup2(fds[1], 1);
     ::close(fds[0]);
     ::close(fds[1]);

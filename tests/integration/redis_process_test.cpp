@@ -25,6 +25,7 @@ class Peer {
     if (::pipe(fds) != 0) return;
     pid_ = ::fork();
     if (pid_ == 0) {
+      die_with_parent();
       ::dup2(fds[1], 1);
       ::close(fds[0]);
       ::close(fds[1]);

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -38,6 +39,8 @@ bool ping(int port) {
   return ok;
 }
 }  // namespace
+
+void die_with_parent() { ::prctl(PR_SET_PDEATHSIG, SIGKILL); }
 
 int free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -93,6 +96,7 @@ bool RedisServer::start(std::vector<std::string> extra, int port) {
     pid_t pid = ::fork();
     if (pid == 0) {
       ::setpgid(0, 0);
+      die_with_parent();
       ::dup2(fds[1], 1);
       ::close(fds[0]);
       ::close(fds[1]);

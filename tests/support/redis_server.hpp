@@ -58,4 +58,8 @@ RedisServer* shared_redis();
 /// A free TCP port on 127.0.0.1 (bind to port 0 and read it back).
 int free_port();
 
+/// In a forked child: be killed when the test process dies, so no server or
+/// peer outlives a crashed or timed-out test.
+void die_with_parent();
+
 }  // namespace gilmour::test
