@@ -353,8 +353,10 @@ std::pair<pid_t, std::string> spawn_echo_server(const std::string& url) {
   return {pid, m[1]};
 }
 
-TEST_P(OperationsTest, BulletinDetectsAProcessKilledWithSigkill) {
-  if (GetParam() != "redis") GTEST_SKIP() << "needs processes sharing a Redis";
+/// Tests that need separate processes sharing one Redis.
+class OperationsRedisTest : public OperationsTest {};
+
+TEST_P(OperationsRedisTest, BulletinDetectsAProcessKilledWithSigkill) {
   auto* server = shared_redis();
   ASSERT_NE(server, nullptr);
   auto [pid, ident] = spawn_echo_server(server->url());
@@ -397,6 +399,8 @@ TEST_P(OperationsTest, BulletinDetectsAProcessKilledWithSigkill) {
   bulletin.stop();
   for (auto& [k, v] : world_->hash_get_all("gilmour.known_host.health")) EXPECT_NE(k, ident);
 }
+INSTANTIATE_TEST_SUITE_P(RedisOnly, OperationsRedisTest, ::testing::Values("redis"),
+                         [](const auto& info) { return info.param; });
 #endif
 
 INSTANTIATE_TEST_SUITE_P(Backends, OperationsTest, ::testing::ValuesIn(backend_kinds()),
