@@ -1,5 +1,10 @@
 /// @file gilmour/gilmour.hpp
 /// The umbrella header of gilmour-cpp: everything an application uses.
+///
+/// Thread safety and ownership are stated in each header's comment; in short:
+/// Gilmour, Bus, ThreadPool and HealthBulletin are thread-safe; Message,
+/// options, Stats and ErrorRecord are plain values; a Backend serves one
+/// engine and is called only on that engine's I/O thread.
 #pragma once
 
 #include "gilmour/backend.hpp"
