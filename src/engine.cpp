@@ -461,7 +461,8 @@ void Engine::on_message(std::string_view channel, std::string_view pattern,
     on_response(channel, payload);
     return;
   }
-  auto it = subs_.find(std::string(pattern.empty() ? channel : pattern));
+  lookup_key_.assign(pattern.empty() ? channel : pattern);  // reused: no allocation per message
+  auto it = subs_.find(lookup_key_);
   if (it == subs_.end() || it->second.handlers.empty()) return;
   DecodeError why;
   auto decoded = decode_envelope(payload, &why);

@@ -194,6 +194,7 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   std::unordered_map<std::string, ChannelSubs> subs_;
   std::unordered_map<std::uint64_t, Pending> pending_;
   bool connected_ = false;
+  std::string lookup_key_;  // on_message's scratch key
 
   Counters counters_;
   std::mutex drain_mu_;

@@ -48,6 +48,7 @@ void IoLoop::start() {
       uv_run(&loop_, UV_RUN_DEFAULT);
       uv_loop_close(&loop_);
     }
+    thread_id_.store(std::thread::id());  // a later thread reusing the id is not "on the loop"
   });
 }
 

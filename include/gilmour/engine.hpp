@@ -129,9 +129,12 @@ class Response {
 
 /// A registered handler. Move-only; unsubscribes on destruction or cancel().
 ///
-/// After cancel() returns no new invocation of the handler starts; one
-/// already running finishes. cancel() is idempotent and noexcept, and any
-/// thread may call it, including the handler itself.
+/// After cancel() returns the handler receives no new message; an invocation
+/// already running, or already handed to a worker, may still run to its end
+/// (a reply handler cancelled before its queued invocation starts answers
+/// 503 instead). cancel() does not wait for running invocations: to know
+/// none is left, stop() the engine. cancel() is idempotent and noexcept, and
+/// any thread may call it, including the handler itself.
 class [[nodiscard]] Subscription {
  public:
   Subscription() = default;
