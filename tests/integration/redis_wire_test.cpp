@@ -328,6 +328,14 @@ TEST_F(Wire, HealthRegistrationAndPing) {
   EXPECT_EQ(j["code"], 200);
   EXPECT_EQ(j["data"], nlohmann::json::array({"gilmour.slot." + topic}));
   EXPECT_EQ(raw.get(uuid + "exclusive"), uuid + "exclusive");
+  // Ruby's health bulletin: data "ping", code 0, a 32-hex sender.
+  const std::string ruby = "0123456789abcdef0123456789abcdef";
+  RawSubscriber ruby_reply(target(), "gilmour.response." + ruby, false);
+  raw.publish("gilmour.health." + g.health_ident(),
+              R"({"data":"ping","code":0,"sender":")" + ruby + R"("})");
+  auto got_ruby = ruby_reply.wait_for(1);
+  ASSERT_EQ(got_ruby.size(), 1u);
+  EXPECT_EQ(nlohmann::json::parse(got_ruby[0].second)["code"], 200);
   g.stop();
   found = false;
   for (auto& [field, value] : raw.hash_get_all("gilmour.known_host.health")) {
