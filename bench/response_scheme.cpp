@@ -17,7 +17,6 @@
 // same configuration, measured in the same run.
 // Finally the cost of PUBLISH itself on the server: 200k pipelined PUBLISHes
 // to a channel nobody listens on, with 0 and 100 patterns on the server.
-#include <gilmour/gilmour.hpp>
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -32,6 +31,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <gilmour/gilmour.hpp>
 #include <iostream>
 #include <mutex>
 #include <random>
@@ -100,8 +100,8 @@ struct Window {
 
 Result run_engine(int port, gilmour::ResponseScheme scheme, int inflight,
                   std::chrono::duration<double> seconds) {
-  auto quiet = std::make_shared<spdlog::logger>("bench",
-                                                std::make_shared<spdlog::sinks::null_sink_mt>());
+  auto quiet =
+      std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
   gilmour::EngineOptions o;
   o.logger = quiet;
   o.worker_threads = 2;
@@ -339,8 +339,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   int port = server.port();
-  std::printf("gilmour response-scheme bench: redis-server on port %d, %.1f s per run, %u hardware threads\n\n",
-              port, seconds, std::thread::hardware_concurrency());
+  std::printf(
+      "gilmour response-scheme bench: redis-server on port %d, %.1f s per run, %u hardware "
+      "threads\n\n",
+      port, seconds, std::thread::hardware_concurrency());
   std::printf("%-22s %8s %6s %12s %9s %9s %10s %9s\n", "run", "inflight", "idle", "req/s", "p50 us",
               "p99 us", "x floor/s", "x p50");
   std::vector<redisContext*> idle;
@@ -356,13 +358,11 @@ int main(int argc, char** argv) {
       };
       print("raw hiredis floor", floor);
       flushall(port);
-      print("engine kEnginePattern",
-            run_engine(port, gilmour::ResponseScheme::kEnginePattern, inflight,
-                       std::chrono::duration<double>(seconds)));
+      print("engine kEnginePattern", run_engine(port, gilmour::ResponseScheme::kEnginePattern,
+                                                inflight, std::chrono::duration<double>(seconds)));
       flushall(port);
-      print("engine kPerRequest",
-            run_engine(port, gilmour::ResponseScheme::kPerRequest, inflight,
-                       std::chrono::duration<double>(seconds)));
+      print("engine kPerRequest", run_engine(port, gilmour::ResponseScheme::kPerRequest, inflight,
+                                             std::chrono::duration<double>(seconds)));
       std::fflush(stdout);
     }
   }

@@ -507,8 +507,8 @@ void Composition::execute(nlohmann::json input, Completion done, ExecuteOptions 
   if (options.timeout.count() > 0) {
     auto& timers = TimerService::instance();
     // "Forever" (milliseconds::max()) must not overflow the clock.
-    auto timeout = std::min(options.timeout,
-                            std::chrono::milliseconds(std::chrono::hours(24 * 365 * 100)));
+    auto timeout =
+        std::min(options.timeout, std::chrono::milliseconds(std::chrono::hours(24 * 365 * 100)));
     auto key = timers.make_key(Clock::now() + timeout);
     run->set_timer(key);
     timers.schedule(key, [weak = std::weak_ptr<Run>(run)] {

@@ -60,8 +60,8 @@ Engine::Engine(std::shared_ptr<Backend> backend, EngineOptions options)
     : backend_(std::move(backend)), opts_(std::move(options)) {
   if (!backend_) throw InvalidArgument("gilmour: backend is null");
   auto non_negative = [](std::chrono::milliseconds d, const char* name) {
-    if (d.count() <= 0) throw InvalidArgument(std::string("gilmour: EngineOptions::") + name +
-                                              " must be positive");
+    if (d.count() <= 0)
+      throw InvalidArgument(std::string("gilmour: EngineOptions::") + name + " must be positive");
   };
   non_negative(opts_.request_timeout, "request_timeout");
   non_negative(opts_.handler_timeout, "handler_timeout");
@@ -69,11 +69,13 @@ Engine::Engine(std::shared_ptr<Backend> backend, EngineOptions options)
   if (opts_.drain_timeout.count() < 0) {
     throw InvalidArgument("gilmour: EngineOptions::drain_timeout must not be negative");
   }
-  if (opts_.lock_ttl.count() <= 0) throw InvalidArgument("gilmour: EngineOptions::lock_ttl must be positive");
+  if (opts_.lock_ttl.count() <= 0)
+    throw InvalidArgument("gilmour: EngineOptions::lock_ttl must be positive");
   if (opts_.error_channel.empty() || opts_.error_queue.empty()) {
     throw InvalidArgument("gilmour: error channel and queue names must not be empty");
   }
-  if (opts_.error_queue_max == 0) throw InvalidArgument("gilmour: error_queue_max must be positive");
+  if (opts_.error_queue_max == 0)
+    throw InvalidArgument("gilmour: error_queue_max must be positive");
   log_ = opts_.logger ? opts_.logger : default_logger();
   policy_.store(opts_.error_policy);
   id_ = make_uuid();
@@ -100,8 +102,8 @@ Engine::~Engine() {
 void Engine::check_topic(std::string_view topic, const char* what) const {
   if (topic.empty()) throw InvalidArgument(std::string("gilmour: ") + what + ": empty topic");
   if (has_wildcard(topic)) {
-    throw InvalidArgument(std::string("gilmour: ") + what + ": topic may not contain '*': " +
-                          std::string(topic));
+    throw InvalidArgument(std::string("gilmour: ") + what +
+                          ": topic may not contain '*': " + std::string(topic));
   }
 }
 
@@ -118,9 +120,7 @@ bool Engine::wait_io(std::function<void(std::function<void(const Status&)>)> op,
                      std::chrono::milliseconds timeout, Status* out) {
   auto p = std::make_shared<std::promise<Status>>();
   auto f = p->get_future();
-  io_.post([op = std::move(op), p] {
-    op([p](const Status& st) { p->set_value(st); });
-  });
+  io_.post([op = std::move(op), p] { op([p](const Status& st) { p->set_value(st); }); });
   if (f.wait_for(timeout) != std::future_status::ready) return false;
   *out = f.get();
   return true;
@@ -333,9 +333,10 @@ Subscription Engine::add_handler(std::shared_ptr<HandlerEntry> entry) {
       bool ok = wait_io([this, entry](auto done) { attach(entry, std::move(done)); },
                         opts_.connect_timeout, &st);
       if (!ok || !st) {
-        log_->warn("gilmour: subscription to {} not confirmed yet ({}); it stands and is "
-                   "restored when the backend reconnects",
-                   entry->channel, ok ? st.message() : "timed out");
+        log_->warn(
+            "gilmour: subscription to {} not confirmed yet ({}); it stands and is "
+            "restored when the backend reconnects",
+            entry->channel, ok ? st.message() : "timed out");
       }
     }
   }
@@ -484,19 +485,19 @@ void Engine::on_message(std::string_view channel, std::string_view pattern,
       dispatch(h, msg, ch);
       continue;
     }
-    backend_->acquire_lock(
-        msg->sender() + h->group, opts_.lock_ttl,
-        [self = shared_from_this(), h, msg, ch](const Status& st, bool won) {
-          if (!st) {
-            self->log_->warn("gilmour: exclusion lock for {} failed: {}", ch, st.message());
-            return;
-          }
-          if (!won) {
-            self->counters_.lock_lost.fetch_add(1, std::memory_order_relaxed);
-            return;
-          }
-          self->dispatch(h, msg, ch);
-        });
+    backend_->acquire_lock(msg->sender() + h->group, opts_.lock_ttl,
+                           [self = shared_from_this(), h, msg, ch](const Status& st, bool won) {
+                             if (!st) {
+                               self->log_->warn("gilmour: exclusion lock for {} failed: {}", ch,
+                                                st.message());
+                               return;
+                             }
+                             if (!won) {
+                               self->counters_.lock_lost.fetch_add(1, std::memory_order_relaxed);
+                               return;
+                             }
+                             self->dispatch(h, msg, ch);
+                           });
   }
 }
 
@@ -511,8 +512,8 @@ void Engine::warn_malformed(std::string_view channel, std::string_view reason) {
     return;
   }
   auto suppressed = malformed_suppressed_.exchange(0);
-  log_->warn("gilmour: dropped a malformed message on {}: {} ({} more suppressed)", channel,
-             reason, suppressed);
+  log_->warn("gilmour: dropped a malformed message on {}: {} ({} more suppressed)", channel, reason,
+             suppressed);
 }
 
 void Engine::dispatch(const std::shared_ptr<HandlerEntry>& h,
@@ -663,9 +664,8 @@ void Engine::report_error(ErrorRecord record) {
   if (io_.on_io_thread()) {
     publish_error(record);
   } else {
-    io_.post([self = shared_from_this(), record = std::move(record)] {
-      self->publish_error(record);
-    });
+    io_.post(
+        [self = shared_from_this(), record = std::move(record)] { self->publish_error(record); });
   }
 }
 
@@ -708,34 +708,33 @@ void Engine::signal(std::string_view topic, nlohmann::json data, SignalCallback 
   std::string payload = encode_envelope(data, code::kOk, id_ + "." + std::to_string(seq));
   counters_.signals_sent.fetch_add(1, std::memory_order_relaxed);
   bool posted = io_.try_post([self = shared_from_this(), channel = std::move(channel),
-                              payload = std::move(payload), done, confirm =
-                                                                 options.confirm_subscribers,
+                              payload = std::move(payload), done,
+                              confirm = options.confirm_subscribers,
                               t = std::string(topic)]() mutable {
-    self->backend_->publish(channel, std::move(payload),
-                            [self, done, confirm, t](const Status& st, std::int64_t n) {
-                              SignalResult r;
-                              r.status = st;
-                              r.receivers = st ? n : 0;
-                              if (!st) {
-                                self->counters_.publish_failures.fetch_add(1);
-                                self->log_->warn("gilmour: signal on {} not published: {}", t,
-                                                 st.message());
-                              } else if (confirm && n == 0) {
-                                self->counters_.no_listeners.fetch_add(1);
-                                r.status = Status::error("No active listeners for: " + t);
-                              }
-                              if (done) {
-                                self->executor_->submit([done, r, log = self->log_] {
-                                  try {
-                                    done(r);
-                                  } catch (const std::exception& e) {
-                                    log->warn("gilmour: signal callback threw: {}", e.what());
-                                  } catch (...) {
-                                    log->warn("gilmour: signal callback threw");
-                                  }
-                                });
-                              }
-                            });
+    self->backend_->publish(
+        channel, std::move(payload), [self, done, confirm, t](const Status& st, std::int64_t n) {
+          SignalResult r;
+          r.status = st;
+          r.receivers = st ? n : 0;
+          if (!st) {
+            self->counters_.publish_failures.fetch_add(1);
+            self->log_->warn("gilmour: signal on {} not published: {}", t, st.message());
+          } else if (confirm && n == 0) {
+            self->counters_.no_listeners.fetch_add(1);
+            r.status = Status::error("No active listeners for: " + t);
+          }
+          if (done) {
+            self->executor_->submit([done, r, log = self->log_] {
+              try {
+                done(r);
+              } catch (const std::exception& e) {
+                log->warn("gilmour: signal callback threw: {}", e.what());
+              } catch (...) {
+                log->warn("gilmour: signal callback threw");
+              }
+            });
+          }
+        });
   });
   if (!posted && done) {
     SignalResult r;
@@ -775,13 +774,13 @@ void Engine::request(std::string_view topic, nlohmann::json data,
     };
   }
   counters_.requests_sent.fetch_add(1, std::memory_order_relaxed);
-  bool posted = io_.try_post([self = shared_from_this(), seq, channel = request_channel(topic),
-                              payload = std::move(payload), t = std::string(topic), timeout,
-                              confirm = options.confirm_subscribers,
-                              on_io = std::move(on_io)]() mutable {
-    self->start_request(seq, std::move(channel), std::move(payload), std::move(t), timeout,
-                        confirm, std::move(on_io));
-  });
+  bool posted =
+      io_.try_post([self = shared_from_this(), seq, channel = request_channel(topic),
+                    payload = std::move(payload), t = std::string(topic), timeout,
+                    confirm = options.confirm_subscribers, on_io = std::move(on_io)]() mutable {
+        self->start_request(seq, std::move(channel), std::move(payload), std::move(t), timeout,
+                            confirm, std::move(on_io));
+      });
   if (!posted) call_user(Message("engine stopped", code::kUnavailable));
 }
 
@@ -811,8 +810,8 @@ void Engine::start_request(std::uint64_t seq, std::string channel, std::string p
         channel, std::move(payload), [self, seq, confirm, topic](const Status& st, std::int64_t n) {
           if (!st) {
             self->counters_.publish_failures.fetch_add(1, std::memory_order_relaxed);
-            self->finish_request(seq, Message("request not sent: " + st.message(),
-                                              code::kUnavailable));
+            self->finish_request(seq,
+                                 Message("request not sent: " + st.message(), code::kUnavailable));
           } else if (confirm && n == 0) {
             self->counters_.no_listeners.fetch_add(1, std::memory_order_relaxed);
             self->finish_request(seq,
@@ -874,7 +873,8 @@ Message Engine::request_sync(std::string_view topic, nlohmann::json data, Reques
   }
   auto p = std::make_shared<std::promise<Message>>();
   auto f = p->get_future();
-  request(topic, std::move(data), [p](Message m) { p->set_value(std::move(m)); }, true, options);
+  request(
+      topic, std::move(data), [p](Message m) { p->set_value(std::move(m)); }, true, options);
   ThreadPool::BlockingScope blocking;
   return f.get();
 }
@@ -1109,13 +1109,12 @@ std::future<Message> Gilmour::request(std::string_view topic, nlohmann::json dat
                                       RequestOptions options) {
   auto p = std::make_shared<std::promise<Message>>();
   auto f = p->get_future();
-  impl_->request(topic, std::move(data), [p](Message m) { p->set_value(std::move(m)); }, true,
-                 options);
+  impl_->request(
+      topic, std::move(data), [p](Message m) { p->set_value(std::move(m)); }, true, options);
   return f;
 }
 
-Message Gilmour::request_sync(std::string_view topic, nlohmann::json data,
-                              RequestOptions options) {
+Message Gilmour::request_sync(std::string_view topic, nlohmann::json data, RequestOptions options) {
   return impl_->request_sync(topic, std::move(data), options);
 }
 
@@ -1136,15 +1135,15 @@ std::future<std::vector<std::pair<std::string, std::string>>> Gilmour::known_hos
 std::future<Status> Gilmour::forget_host(const std::string& ident) {
   return impl_->on_backend<Status>("forget_host()", Status::error("engine stopped"),
                                    [ident](Backend& b, auto done) {
-    b.hash_delete(std::string(detail::kHealthHash), ident, [done](const Status& st) { done(st); });
-  });
+                                     b.hash_delete(std::string(detail::kHealthHash), ident,
+                                                   [done](const Status& st) { done(st); });
+                                   });
 }
 
 std::future<std::int64_t> Gilmour::listener_count(std::string_view topic) {
   if (topic.empty()) throw InvalidArgument("gilmour: listener_count(): empty topic");
   return impl_->on_backend<std::int64_t>(
-      "listener_count()", -1,
-      [channel = detail::request_channel(topic)](Backend& b, auto done) {
+      "listener_count()", -1, [channel = detail::request_channel(topic)](Backend& b, auto done) {
         b.subscriber_count(channel,
                            [done](const Status& st, std::int64_t n) { done(st ? n : -1); });
       });

@@ -64,8 +64,8 @@ struct ReplyState {
   std::shared_ptr<HandlerEntry> handler;
   std::shared_ptr<const Request::Impl> request;
   std::atomic<bool> done{false};
-  IoLoop::TimerId timer;                    // I/O thread only
-  std::unique_ptr<InflightToken> token;     // released on the I/O thread when answered
+  IoLoop::TimerId timer;                 // I/O thread only
+  std::unique_ptr<InflightToken> token;  // released on the I/O thread when answered
 };
 
 /// The state of one slot invocation (its timeout report).
@@ -158,8 +158,8 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   void detach(const std::shared_ptr<HandlerEntry>& entry);
   /// Forgets every subscription (I/O thread), failing attach() waiters with `why`.
   void clear_subscriptions(const Status& why);
-  void start_request(std::uint64_t seq, std::string channel, std::string payload,
-                     std::string topic, std::chrono::milliseconds timeout, bool confirm,
+  void start_request(std::uint64_t seq, std::string channel, std::string payload, std::string topic,
+                     std::chrono::milliseconds timeout, bool confirm,
                      std::function<void(Message)> complete);
   void finish_request(std::uint64_t seq, Message m);
   void on_response(std::string_view channel, std::string_view payload);

@@ -42,8 +42,8 @@ void ThreadPool::State::run(const std::shared_ptr<State>& self) {
   std::unique_lock<std::mutex> lock(mu);
   for (;;) {
     ++idle;
-    bool got = cv.wait_for(lock, std::chrono::seconds(5),
-                           [&] { return stopping || !tasks.empty(); });
+    bool got =
+        cv.wait_for(lock, std::chrono::seconds(5), [&] { return stopping || !tasks.empty(); });
     --idle;
     if (!got) {
       // Idle for a while: a temporary worker exits when the runnable count

@@ -13,11 +13,11 @@ namespace gilmour {
 struct HealthBulletin::Impl {
   Gilmour& engine;
   HealthBulletinOptions opts;
-  std::mutex round_mu;                    // rounds never overlap
-  std::map<std::string, int> failures;    // guarded by round_mu
+  std::mutex round_mu;                  // rounds never overlap
+  std::map<std::string, int> failures;  // guarded by round_mu
   std::mutex mu;
   std::condition_variable cv;
-  bool stopping = false;                  // guarded by mu
+  bool stopping = false;  // guarded by mu
   std::thread thread;
 
   Impl(Gilmour& e, HealthBulletinOptions o) : engine(e), opts(std::move(o)) {}
@@ -55,7 +55,8 @@ HealthReport HealthBulletin::Impl::round() {
   ro.confirm_subscribers = true;  // a vanished process fails at once (404)
   for (auto& [ident, value] : hosts) {
     if (ident == engine.health_ident() || ident.empty() || detail::has_wildcard(ident)) continue;
-    pings.push_back({ident, engine.request(std::string(detail::kHealthPrefix) + ident, "ping", ro)});
+    pings.push_back(
+        {ident, engine.request(std::string(detail::kHealthPrefix) + ident, "ping", ro)});
   }
   std::map<std::string, int> next;  // forget processes no longer in the hash
   for (auto& p : pings) {
@@ -113,7 +114,8 @@ HealthBulletin::HealthBulletin(Gilmour& engine, HealthBulletinOptions options) {
   if (options.interval.count() <= 0 || options.timeout.count() <= 0) {
     throw InvalidArgument("gilmour: HealthBulletin: interval and timeout must be positive");
   }
-  if (options.retries <= 0) throw InvalidArgument("gilmour: HealthBulletin: retries must be positive");
+  if (options.retries <= 0)
+    throw InvalidArgument("gilmour: HealthBulletin: retries must be positive");
   for (auto& t : options.essential_topics) {
     if (t.empty() || t.find('*') != std::string::npos) {
       throw InvalidArgument("gilmour: HealthBulletin: bad essential topic '" + t + "'");

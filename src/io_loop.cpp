@@ -1,7 +1,7 @@
 #include "io_loop.hpp"
 
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 
 namespace gilmour::detail {
@@ -137,8 +137,9 @@ void IoLoop::arm_timer() {
   }
   auto when = timers_.begin()->first.first;
   auto now = Clock::now();
-  auto ms = when <= now ? 0
-                        : std::chrono::duration_cast<std::chrono::milliseconds>(when - now).count() + 1;
+  auto ms = when <= now
+                ? 0
+                : std::chrono::duration_cast<std::chrono::milliseconds>(when - now).count() + 1;
   armed_for_ = when;
   uv_timer_start(&timer_, &IoLoop::on_timer, static_cast<std::uint64_t>(ms), 0);
 }

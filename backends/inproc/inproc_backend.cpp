@@ -155,19 +155,18 @@ class InprocBackend final : public Backend {
     {
       auto shared = std::make_shared<const std::string>(std::move(payload));
       std::lock_guard<std::mutex> lock(b_->mu);
-      b_->for_each_receiver(channel, [&](const std::shared_ptr<Client>& c,
-                                         const std::string& pattern) {
-        ++n;
-        c->io->post([c, channel, pattern, shared] {
-          if (c->open) c->listener->on_message(channel, pattern, *shared);
-        });
-      });
+      b_->for_each_receiver(channel,
+                            [&](const std::shared_ptr<Client>& c, const std::string& pattern) {
+                              ++n;
+                              c->io->post([c, channel, pattern, shared] {
+                                if (c->open) c->listener->on_message(channel, pattern, *shared);
+                              });
+                            });
     }
     later([done, n] { done(Status(), n); });
   }
 
-  void acquire_lock(const std::string& key, std::chrono::seconds ttl,
-                    BoolCallback done) override {
+  void acquire_lock(const std::string& key, std::chrono::seconds ttl, BoolCallback done) override {
     bool won = false;
     {
       auto now = Clock::now();
@@ -189,8 +188,7 @@ class InprocBackend final : public Backend {
     later([done] { done(Status()); });
   }
 
-  void hash_delete(const std::string& key, const std::string& field,
-                   StatusCallback done) override {
+  void hash_delete(const std::string& key, const std::string& field, StatusCallback done) override {
     {
       std::lock_guard<std::mutex> lock(b_->mu);
       auto it = b_->hashes.find(key);

@@ -53,7 +53,10 @@ struct Connection::PollBox {
 };
 
 Connection::Connection(Role role, const Options& options, ConnectionOwner& owner)
-    : role_(role), opts_(options), owner_(owner), address_(options.address()),
+    : role_(role),
+      opts_(options),
+      owner_(owner),
+      address_(options.address()),
       backoff_(options.reconnect_min) {}
 
 void Connection::init(uv_loop_t* loop) {
@@ -221,9 +224,8 @@ void Connection::finish_close() {
   drop_context();
   fail_all("redis " + address_ + ": connection closed");
   soon_.clear();
-  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), [](uv_handle_t* h) {
-    static_cast<Connection*>(h->data)->handle_closed();
-  });
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_),
+           [](uv_handle_t* h) { static_cast<Connection*>(h->data)->handle_closed(); });
 }
 
 void Connection::handle_closed() {
@@ -300,9 +302,9 @@ void Connection::handle_connect(int status, const char* err) {
 
 void Connection::handle_disconnect(int status, const char* err) {
   ac_ = nullptr;  // hiredis frees it after this callback
-  std::string why = "lost connection to " + address_ + ": " +
-                    (status == REDIS_OK ? std::string("closed")
-                                        : std::string(err && *err ? err : "I/O error"));
+  std::string why =
+      "lost connection to " + address_ + ": " +
+      (status == REDIS_OK ? std::string("closed") : std::string(err && *err ? err : "I/O error"));
   down(why);
 }
 

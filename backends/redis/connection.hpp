@@ -61,9 +61,9 @@ using OpCallback = std::variant<std::monostate, Backend::StatusCallback, Backend
 /// One command waiting for its reply.
 struct Op {
   OpKind kind = OpKind::kStatus;
-  bool pattern = false;        // subscriber ops
-  std::uint64_t sent_ms = 0;   // uv_now() when sent
-  std::string what;            // handshake: the command name; subscriber ops: the channel
+  bool pattern = false;       // subscriber ops
+  std::uint64_t sent_ms = 0;  // uv_now() when sent
+  std::string what;           // handshake: the command name; subscriber ops: the channel
   OpCallback cb;
 };
 
@@ -175,8 +175,8 @@ class Connection {
   redisAsyncContext* ac_ = nullptr;
   RingQueue<Op> ops_;
   int handshake_left_ = 0;
-  std::string carry_;      // an LPUSH error, reported with the following LTRIM
-  std::string soon_;       // a failure to report from the timer (fail_soon)
+  std::string carry_;  // an LPUSH error, reported with the following LTRIM
+  std::string soon_;   // a failure to report from the timer (fail_soon)
   std::chrono::milliseconds backoff_;
   CommandWriter writer_;
 };

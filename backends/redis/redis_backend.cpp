@@ -125,17 +125,10 @@ class RedisBackend final : public Backend, private detail::ConnectionOwner {
     send(op);
   }
 
-  void acquire_lock(const std::string& key, std::chrono::seconds ttl,
-                    BoolCallback done) override {
+  void acquire_lock(const std::string& key, std::chrono::seconds ttl, BoolCallback done) override {
     if (!command_ready()) return reject(std::move(done));
-    cmd_.writer()
-        .begin(6)
-        .arg("SET")
-        .arg(key)
-        .arg(key)
-        .arg("NX")
-        .arg("EX")
-        .arg(static_cast<std::int64_t>(ttl.count()));
+    cmd_.writer().begin(6).arg("SET").arg(key).arg(key).arg("NX").arg("EX").arg(
+        static_cast<std::int64_t>(ttl.count()));
     Op op;
     op.kind = OpKind::kLock;
     op.cb = std::move(done);
@@ -152,8 +145,7 @@ class RedisBackend final : public Backend, private detail::ConnectionOwner {
     send(op);
   }
 
-  void hash_delete(const std::string& key, const std::string& field,
-                   StatusCallback done) override {
+  void hash_delete(const std::string& key, const std::string& field, StatusCallback done) override {
     if (!command_ready()) return reject(std::move(done));
     cmd_.writer().begin(3).arg("HDEL").arg(key).arg(field);
     Op op;

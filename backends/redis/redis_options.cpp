@@ -68,7 +68,8 @@ Options Options::from_url(std::string_view url) {
     auto rest = url.substr(kUnix.size());
     auto q = rest.find('?');
     o.unix_socket = std::string(rest.substr(0, q));
-    if (o.unix_socket.empty() || o.unix_socket[0] != '/') bad_url(url, "socket path must be absolute");
+    if (o.unix_socket.empty() || o.unix_socket[0] != '/')
+      bad_url(url, "socket path must be absolute");
     if (q != std::string_view::npos) apply_query(o, rest.substr(q + 1), url);
     return o;
   }

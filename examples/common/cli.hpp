@@ -2,9 +2,8 @@
 // Without --redis the examples run on the in-process backend.
 #pragma once
 
-#include <gilmour/gilmour.hpp>
-
 #include <cstring>
+#include <gilmour/gilmour.hpp>
 #include <iostream>
 #include <memory>
 #include <string>

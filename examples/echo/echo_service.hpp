@@ -2,7 +2,6 @@
 #pragma once
 
 #include <gilmour/gilmour.hpp>
-
 #include <string>
 
 namespace examples {

@@ -111,8 +111,8 @@ class Backend {
   virtual void acquire_lock(const std::string& key, std::chrono::seconds ttl,
                             BoolCallback done) = 0;
   /// HSET / HDEL / HGETALL.
-  virtual void hash_set(const std::string& key, const std::string& field,
-                        const std::string& value, StatusCallback done) = 0;
+  virtual void hash_set(const std::string& key, const std::string& field, const std::string& value,
+                        StatusCallback done) = 0;
   virtual void hash_delete(const std::string& key, const std::string& field,
                            StatusCallback done) = 0;
   virtual void hash_get_all(const std::string& key, HashCallback done) = 0;

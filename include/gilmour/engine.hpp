@@ -159,7 +159,7 @@ class [[nodiscard]] Subscription {
 
 /// What a signal with a callback reports.
 struct SignalResult {
-  Status status;            ///< error when the publish could not be performed
+  Status status;               ///< error when the publish could not be performed
   std::int64_t receivers = 0;  ///< subscriptions that received it
   /// True when the signal was published and, with confirm_subscribers, heard.
   bool ok() const noexcept { return status.ok(); }
@@ -210,8 +210,7 @@ class Gilmour {
   /// Registers a reply handler for `topic` (group "_default" unless set).
   /// @throws InvalidArgument for an empty topic, a topic containing `*`, a null
   ///         handler, or a second handler for the same topic and group.
-  Subscription reply_to(std::string_view topic, ReplyHandler handler,
-                        HandlerOptions options = {});
+  Subscription reply_to(std::string_view topic, ReplyHandler handler, HandlerOptions options = {});
 
   /// Publishes a signal on `topic`; fire and forget. A failed publish is
   /// logged and counted (Stats::publish_failures).

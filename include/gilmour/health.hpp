@@ -64,10 +64,10 @@ struct HealthReport {
     std::vector<std::string> channels;  ///< what it listens on (when it answered)
     std::string error;                  ///< why the last ping failed
   };
-  std::vector<Process> processes;                  ///< every process in the hash this round
-  std::vector<std::string> dead;                   ///< declared dead this round (pruned if prune)
-  std::vector<std::string> essential_unheard;      ///< essential topics with no listener
-  std::string timestamp;                           ///< RFC 3339 UTC
+  std::vector<Process> processes;              ///< every process in the hash this round
+  std::vector<std::string> dead;               ///< declared dead this round (pruned if prune)
+  std::vector<std::string> essential_unheard;  ///< essential topics with no listener
+  std::string timestamp;                       ///< RFC 3339 UTC
   bool healthy() const noexcept { return dead.empty() && essential_unheard.empty(); }
 };
 

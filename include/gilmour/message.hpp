@@ -25,13 +25,13 @@ namespace gilmour {
 /// HTTP-style status codes used by gilmour-cpp. Handlers may set any code;
 /// these are the ones the library itself produces.
 namespace code {
-inline constexpr int kOk = 200;           ///< success
-inline constexpr int kBadRequest = 400;   ///< conventional: the handler rejected the input
-inline constexpr int kNotFound = 404;     ///< confirm_subscribers: nobody listens on the topic
-inline constexpr int kTimeout = 499;      ///< client or server timeout ("Execution timed out")
-inline constexpr int kHandlerError = 500; ///< the handler threw; data is the error text
-inline constexpr int kUnavailable = 503;  ///< could not be sent: backend down or engine stopped
-inline constexpr int kRubyTimeout = 504;  ///< Ruby Gilmour's server timeout; read as a timeout
+inline constexpr int kOk = 200;            ///< success
+inline constexpr int kBadRequest = 400;    ///< conventional: the handler rejected the input
+inline constexpr int kNotFound = 404;      ///< confirm_subscribers: nobody listens on the topic
+inline constexpr int kTimeout = 499;       ///< client or server timeout ("Execution timed out")
+inline constexpr int kHandlerError = 500;  ///< the handler threw; data is the error text
+inline constexpr int kUnavailable = 503;   ///< could not be sent: backend down or engine stopped
+inline constexpr int kRubyTimeout = 504;   ///< Ruby Gilmour's server timeout; read as a timeout
 }  // namespace code
 
 /// The envelope: data, code and sender.
@@ -39,7 +39,8 @@ class Message {
  public:
   Message() = default;
   /// A message carrying `data` with code 200.
-  Message(nlohmann::json data, int code = code::kOk, std::string sender = {})  // NOLINT(google-explicit-constructor)
+  Message(nlohmann::json data, int code = code::kOk,
+          std::string sender = {})  // NOLINT(google-explicit-constructor)
       : data_(std::move(data)), code_(code), sender_(std::move(sender)) {}
 
   /// The payload as JSON.
@@ -71,9 +72,7 @@ class Message {
   /// True when code() < 300.
   bool ok() const noexcept { return code_ < 300; }
   /// True for the two timeout codes, 499 (ours, Go) and 504 (Ruby).
-  bool timed_out() const noexcept {
-    return code_ == code::kTimeout || code_ == code::kRubyTimeout;
-  }
+  bool timed_out() const noexcept { return code_ == code::kTimeout || code_ == code::kRubyTimeout; }
   /// The error text of a failed message: `data` when it is a string, else its JSON.
   std::string error_text() const;
 

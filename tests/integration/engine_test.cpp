@@ -59,9 +59,9 @@ TEST_P(EngineTest, WildcardSlotsMatchLikePsubscribe) {
   });
   auto& s = started();
   s.signal(base + ".buy.500", 1);
-  s.signal(base + ".sell.1", 2);          // no match
-  s.signal(base + ".buy.x.y", 3);         // '*' spans dots, as in Redis
-  s.signal(base + ".buy", 4);             // no match
+  s.signal(base + ".sell.1", 2);   // no match
+  s.signal(base + ".buy.x.y", 3);  // '*' spans dots, as in Redis
+  s.signal(base + ".buy", 4);      // no match
   ASSERT_TRUE(hits.wait_for(2));
   // A signal that must match acts as a barrier for the ones that must not.
   s.signal(base + ".buy.last", 5);
@@ -173,9 +173,8 @@ TEST_P(EngineTest, EchoAsInTheTalk) {
 TEST_P(EngineTest, PerRequestResponseSchemeInteroperates) {
   auto topic = unique_topic("per-request");
   auto& server = started();
-  auto sub = server.reply_to(topic, [](const Request& r, Response& res) {
-    res.set_data(r.data<int>() + 1);
-  });
+  auto sub = server.reply_to(
+      topic, [](const Request& r, Response& res) { res.set_data(r.data<int>() + 1); });
   auto o = test_options();
   o.response_scheme = ResponseScheme::kPerRequest;
   auto& client = started(o);
@@ -226,13 +225,12 @@ TEST_P(EngineTest, ForeverTimeoutsDoNotOverflow) {
   auto& g = started();
   auto topic = unique_topic("forever");
   Latch release;
-  auto sub = g.reply_to(
-      topic,
-      [&](const Request&, Response& res) {
-        release.wait();
-        res.set_data("fine");
-      },
-      {"", std::chrono::milliseconds::max()});
+  auto sub = g.reply_to(topic,
+                        [&](const Request&, Response& res) {
+                          release.wait();
+                          res.set_data("fine");
+                        },
+                        {"", std::chrono::milliseconds::max()});
   RequestOptions ro;
   ro.timeout = std::chrono::milliseconds::max();
   auto f = g.request(topic, 1, ro);
@@ -254,7 +252,7 @@ TEST_P(EngineTest, DeferredHandleStatesAndRespondAfterStop) {
   auto f = g.request(topic, 1);
   auto d = held.get_future().get();
   g.stop(50ms);
-  EXPECT_EQ(f.get().code(), 503);     // the waiting request completes at stop
+  EXPECT_EQ(f.get().code(), 503);       // the waiting request completes at stop
   EXPECT_FALSE(d.respond("too late"));  // nothing can be sent any more
 }
 
@@ -278,17 +276,15 @@ TEST_P(EngineTest, ThrowingCallbacksAreContained) {
 TEST_P(EngineTest, HandlerExceptionAnswers500WithText) {
   auto& server = started();
   auto topic = unique_topic("boom");
-  auto sub = server.reply_to(topic, [](const Request&, Response&) {
-    throw std::runtime_error("disk on fire");
-  });
+  auto sub = server.reply_to(
+      topic, [](const Request&, Response&) { throw std::runtime_error("disk on fire"); });
   auto m = started().request_sync(topic, 1);
   EXPECT_EQ(m.code(), 500);
   EXPECT_EQ(m.data<std::string>(), "disk on fire");
   EXPECT_EQ(server.stats().handler_errors, 1u);
   // A typed-data conversion failure is a handler error too.
-  auto sub2 = server.reply_to(topic + ".typed", [](const Request& r, Response& res) {
-    res.set_data(r.data<Order>().qty);
-  });
+  auto sub2 = server.reply_to(
+      topic + ".typed", [](const Request& r, Response& res) { res.set_data(r.data<Order>().qty); });
   auto m2 = started().request_sync(topic + ".typed", "not an order");
   EXPECT_EQ(m2.code(), 500);
 }
@@ -297,14 +293,13 @@ TEST_P(EngineTest, ServerTimeoutAnswers499AndDropsTheLateReply) {
   auto& server = started();
   auto topic = unique_topic("slow");
   Latch release, returned;
-  auto sub = server.reply_to(
-      topic,
-      [&](const Request&, Response& res) {
-        release.wait();
-        res.set_data("too late");
-        returned.open();
-      },
-      {"", 100ms});
+  auto sub = server.reply_to(topic,
+                             [&](const Request&, Response& res) {
+                               release.wait();
+                               res.set_data("too late");
+                               returned.open();
+                             },
+                             {"", 100ms});
   auto& client = started();
   auto m = client.request_sync(topic, 1);
   EXPECT_EQ(m.code(), 499);
@@ -333,13 +328,12 @@ TEST_P(EngineTest, ClientTimeoutCompletesWith499Once) {
   auto& client = started();
   Counter calls;
   std::promise<Message> p;
-  client.request(
-      topic, 1,
-      [&](Message m) {
-        calls.add();
-        if (calls.value() == 1) p.set_value(std::move(m));
-      },
-      {150ms});
+  client.request(topic, 1,
+                 [&](Message m) {
+                   calls.add();
+                   if (calls.value() == 1) p.set_value(std::move(m));
+                 },
+                 {150ms});
   auto m = p.get_future().get();
   EXPECT_EQ(m.code(), 499);
   EXPECT_TRUE(m.timed_out());
@@ -372,9 +366,8 @@ TEST_P(EngineTest, DeferredResponseFromAnotherThread) {
   EXPECT_EQ(m.code(), 201);
   EXPECT_EQ(m.data<int>(), 42);
   // Abandoning a deferred response answers 500.
-  auto sub2 = server.reply_to(topic + ".drop", [](const Request&, Response& res) {
-    auto d = res.defer();
-  });
+  auto sub2 =
+      server.reply_to(topic + ".drop", [](const Request&, Response& res) { auto d = res.defer(); });
   auto m2 = client.request_sync(topic + ".drop", 1);
   EXPECT_EQ(m2.code(), 500);
   EXPECT_EQ(m2.data<std::string>(), "response abandoned");
@@ -388,9 +381,8 @@ TEST_P(EngineTest, RequestInsideAHandlerWithOneWorker) {
   auto& g = started(o);
   auto inner = unique_topic("inner");
   auto outer = unique_topic("outer");
-  auto s1 = g.reply_to(inner, [](const Request& r, Response& res) {
-    res.set_data(r.data<int>() + 1);
-  });
+  auto s1 =
+      g.reply_to(inner, [](const Request& r, Response& res) { res.set_data(r.data<int>() + 1); });
   auto s2 = g.reply_to(outer, [&](const Request& r, Response& res) {
     // Blocking request to a handler of the same engine, on its only worker.
     auto m = g.request_sync(inner, r.data<int>());
@@ -435,7 +427,8 @@ TEST_P(EngineTest, StopDrainsRunningHandlers) {
 TEST_P(EngineTest, RequestsRacingStopAllComplete) {
   auto topic = unique_topic("race-stop");
   auto& server = started();
-  auto sub = server.reply_to(topic, [](const Request& r, Response& res) { res.set_data(r.data()); });
+  auto sub =
+      server.reply_to(topic, [](const Request& r, Response& res) { res.set_data(r.data()); });
   auto& client = started();
   Counter completed;
   std::atomic<std::size_t> issued{0};
@@ -520,9 +513,9 @@ TEST_P(EngineTest, MalformedPayloadsAreDroppedCountedAndServingGoesOn) {
   Counter hits;
   auto sub = g.slot(topic, [&](const Request&) { hits.add(); });
   auto rsub = g.reply_to(topic, [](const Request& r, Response& res) { res.set_data(r.data()); });
-  for (const char* bad : {"not json", "[1,2,3]", "{\"data\":1,\"code\":\"x\",\"sender\":\"s\"}",
-                          "{\"data\":1,\"code\":200,\"sender\":5}", "{\"data\":1}", "\xff\xfe",
-                          ""}) {
+  for (const char* bad :
+       {"not json", "[1,2,3]", "{\"data\":1,\"code\":\"x\",\"sender\":\"s\"}",
+        "{\"data\":1,\"code\":200,\"sender\":5}", "{\"data\":1}", "\xff\xfe", ""}) {
     world_->publish("gilmour.slot." + topic, bad);
     world_->publish("gilmour.request." + topic, bad);
   }

@@ -18,9 +18,8 @@ class OperationsTest : public BackendTest {
   /// A server answering `topic` by throwing "boom", with the given policy.
   Gilmour& failing_server(const std::string& topic, EngineOptions o) {
     auto& g = started(std::move(o));
-    subs_.push_back(g.reply_to(topic, [](const Request&, Response&) {
-      throw std::runtime_error("boom");
-    }));
+    subs_.push_back(
+        g.reply_to(topic, [](const Request&, Response&) { throw std::runtime_error("boom"); }));
     return g;
   }
 };
@@ -92,8 +91,9 @@ TEST_P(OperationsTest, QueuePolicyPushesAndTrims) {
   // 1 ms request through the engines' loops (bounded to ~5 s).
   for (int i = 0; i < 500; ++i) {
     auto l = world_->list_range(queue);
-    if (l.size() == 3 && nlohmann::json::parse(l[0]).at("request_data").get<std::string>().find(
-                             "\"data\":4") != std::string::npos) {
+    if (l.size() == 3 &&
+        nlohmann::json::parse(l[0]).at("request_data").get<std::string>().find("\"data\":4") !=
+            std::string::npos) {
       break;
     }
     client.request_sync(unique_topic("barrier"), 0, {1ms});
@@ -161,14 +161,13 @@ TEST_P(OperationsTest, TimeoutsAndFailingSlotsAreReported) {
   auto cap = world_->capture("gilmour.error");
   auto& server = started();
   Latch release;
-  auto s1 = server.reply_to(
-      topic + ".slow", [&](const Request&, Response&) { release.wait(); }, {"", 50ms});
-  auto s2 = server.slot(topic + ".throws", [](const Request&) { throw std::logic_error("bad slot"); });
-  auto s3 = server.slot(
-      topic + ".hangs", [&](const Request&) { release.wait(); }, {"", 50ms});
-  auto s4 = server.reply_to(topic + ".code", [](const Request&, Response& res) {
-    res.set_data("teapot").set_code(418);
-  });
+  auto s1 = server.reply_to(topic + ".slow", [&](const Request&, Response&) { release.wait(); },
+                            {"", 50ms});
+  auto s2 =
+      server.slot(topic + ".throws", [](const Request&) { throw std::logic_error("bad slot"); });
+  auto s3 = server.slot(topic + ".hangs", [&](const Request&) { release.wait(); }, {"", 50ms});
+  auto s4 = server.reply_to(
+      topic + ".code", [](const Request&, Response& res) { res.set_data("teapot").set_code(418); });
   auto& client = started();
   EXPECT_EQ(client.request_sync(topic + ".slow", 1).code(), 499);
   client.signal(topic + ".throws", 2);
@@ -394,7 +393,8 @@ TEST_P(OperationsRedisTest, BulletinDetectsAProcessKilledWithSigkill) {
   };
   // Within interval x retries (plus the ping timeouts and slack).
   ASSERT_TRUE(cv.wait_for(lock, 5s, dead));
-  EXPECT_LT(std::chrono::steady_clock::now() - killed_at, bo.retries * (bo.interval + bo.timeout) + 2s);
+  EXPECT_LT(std::chrono::steady_clock::now() - killed_at,
+            bo.retries * (bo.interval + bo.timeout) + 2s);
   lock.unlock();
   bulletin.stop();
   for (auto& [k, v] : world_->hash_get_all("gilmour.known_host.health")) EXPECT_NE(k, ident);

@@ -6,11 +6,11 @@
 // is subscribed, then "handled N" for every request it runs (N = the
 // request's integer data), each line one write(2) so lines from handler
 // threads never interleave. Answers with N. Stops cleanly on SIGTERM/SIGINT.
-#include <gilmour/gilmour.hpp>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <gilmour/gilmour.hpp>
 #include <iostream>
 #include <string>
 
@@ -45,14 +45,13 @@ int main(int argc, char** argv) {
     o.worker_threads = 4;
     gilmour::Gilmour g(gilmour::redis::make_backend(std::string_view(argv[1])), o);
     g.start();
-    auto sub = g.reply_to(
-        argv[2],
-        [](const gilmour::Request& r, gilmour::Response& res) {
-          int n = r.data<int>();
-          write_line("handled " + std::to_string(n));
-          res.set_data(n);
-        },
-        {argv[3]});
+    auto sub = g.reply_to(argv[2],
+                          [](const gilmour::Request& r, gilmour::Response& res) {
+                            int n = r.data<int>();
+                            write_line("handled " + std::to_string(n));
+                            res.set_data(n);
+                          },
+                          {argv[3]});
     write_line("ready");
     int sig = 0;
     sigwait(&stop, &sig);

@@ -82,8 +82,8 @@ inline std::string go_uuid() {
   static std::atomic<unsigned> n{0};
   char buf[40];
   unsigned a = static_cast<unsigned>(::getpid()) * 2654435761u + (++n) * 40503u;
-  std::snprintf(buf, sizeof buf, "%08x-%04x-4%03x-a%03x-%012x", a, (a >> 7) & 0xffff, n.load() & 0xfff,
-                (a >> 3) & 0xfff, a ^ 0x5bd1e995u);
+  std::snprintf(buf, sizeof buf, "%08x-%04x-4%03x-a%03x-%012x", a, (a >> 7) & 0xffff,
+                n.load() & 0xfff, (a >> 3) & 0xfff, a ^ 0x5bd1e995u);
   return buf;
 }
 

@@ -72,14 +72,15 @@ TEST_F(Resilience, BadOptionsThrowInvalidArgument) {
 }
 
 TEST_F(Resilience, AuthWithPasswordAndAclUser) {
-  auto s = own_server({"--requirepass", "s3cret", "--user", "alice", "on", ">pw", "~*", "&*",
-                       "+@all"});
+  auto s =
+      own_server({"--requirepass", "s3cret", "--user", "alice", "on", ">pw", "~*", "&*", "+@all"});
   ASSERT_TRUE(s);
   std::string base = "127.0.0.1:" + std::to_string(s->port());
   // Right password: serves.
   auto& server = started_with(redis::Options::from_url("redis://:s3cret@" + base));
   auto topic = unique_topic("auth");
-  auto sub = server.reply_to(topic, [](const Request& r, Response& res) { res.set_data(r.data()); });
+  auto sub =
+      server.reply_to(topic, [](const Request& r, Response& res) { res.set_data(r.data()); });
   // ACL user in the URL.
   auto& alice = started_with(redis::Options::from_url("redis://alice:pw@" + base));
   EXPECT_EQ(alice.request_sync(topic, "hi").data<std::string>(), "hi");
@@ -119,7 +120,8 @@ TEST_F(Resilience, RestartUnderTrafficCompletesEveryRequestOnce) {
   auto& server = started(server_watch.options, s.get());
   auto& client = started(client_watch.options, s.get());
   auto topic = unique_topic("restart");
-  auto sub = server.reply_to(topic, [](const Request& r, Response& res) { res.set_data(r.data()); });
+  auto sub =
+      server.reply_to(topic, [](const Request& r, Response& res) { res.set_data(r.data()); });
 
   // Traffic: one thread keeps up to 16 requests in flight (1.5 s timeout) and
   // records every completion.
@@ -140,22 +142,21 @@ TEST_F(Resilience, RestartUnderTrafficCompletesEveryRequestOnce) {
         if (stop.load()) break;
         ++issued;
       }
-      client.request(
-          topic, i,
-          [&, i](Message m) {
-            std::lock_guard<std::mutex> lock(mu);
-            codes[i].push_back(m.code());
-            ++completed;
-            if (m.code() == 200) {
-              ++ok_total;
-              if (first_after_restart >= 0 && i > first_after_restart &&
-                  first_new_ok == Clock::time_point{}) {
-                first_new_ok = Clock::now();
-              }
-            }
-            cv.notify_all();
-          },
-          {1500ms});
+      client.request(topic, i,
+                     [&, i](Message m) {
+                       std::lock_guard<std::mutex> lock(mu);
+                       codes[i].push_back(m.code());
+                       ++completed;
+                       if (m.code() == 200) {
+                         ++ok_total;
+                         if (first_after_restart >= 0 && i > first_after_restart &&
+                             first_new_ok == Clock::time_point{}) {
+                           first_new_ok = Clock::now();
+                         }
+                       }
+                       cv.notify_all();
+                     },
+                     {1500ms});
       auto lost = client_watch.log->count("lost"), back = client_watch.log->count("reconnected");
       if (lost > back) {
         // Down: requests fail at once (503); pace on the reconnection event
@@ -193,11 +194,13 @@ TEST_F(Resilience, RestartUnderTrafficCompletesEveryRequestOnce) {
   {
     // New requests succeed within 2 s of the restart.
     std::unique_lock<std::mutex> lock(mu);
-    ASSERT_TRUE(cv.wait_until(lock, restarted + 2s,
-                              [&] { return first_new_ok != Clock::time_point{}; }))
-        << "no successful request within 2 s of the restart";
-    std::cout << "[ restart ] first new success " << std::chrono::duration_cast<std::chrono::milliseconds>(first_new_ok - restarted).count()
-              << " ms after the restart\n";
+    ASSERT_TRUE(cv.wait_until(lock, restarted + 2s, [&] {
+      return first_new_ok != Clock::time_point{};
+    })) << "no successful request within 2 s of the restart";
+    std::cout
+        << "[ restart ] first new success "
+        << std::chrono::duration_cast<std::chrono::milliseconds>(first_new_ok - restarted).count()
+        << " ms after the restart\n";
   }
   int ok_before = 0;
   {

@@ -70,9 +70,8 @@ TEST_F(Wire, HandlerErrorIsPublishedOnGilmourError) {
   auto cap = std::make_unique<RawSubscriber>(target(), "gilmour.error", false);
   ASSERT_TRUE(cap->ok());
   auto& server = started();
-  auto sub = server.reply_to(topic, [](const Request&, Response&) {
-    throw std::runtime_error("boom");
-  });
+  auto sub =
+      server.reply_to(topic, [](const Request&, Response&) { throw std::runtime_error("boom"); });
   auto m = started().request_sync(topic, 1);
   EXPECT_EQ(m.code(), 500);
   auto got = cap->wait_for(1);
@@ -124,7 +123,9 @@ class ForeignReplier {
  public:
   using Answer = std::function<std::string(const nlohmann::json& data, const std::string& sender)>;
   ForeignReplier(RawTarget t, const std::string& topic, std::string group, Answer answer)
-      : cmd_(t), group_(std::move(group)), answer_(std::move(answer)),
+      : cmd_(t),
+        group_(std::move(group)),
+        answer_(std::move(answer)),
         sub_(t, "gilmour.request." + topic, false,
              [this](const std::string&, const std::string& payload) { on_request(payload); }) {}
   bool ok() const { return cmd_.ok() && sub_.ok(); }
@@ -166,10 +167,11 @@ class ForeignReplier {
 // (b) A Go replier answers our engine's request.
 TEST_F(Wire, GoStyleReplierAnswersOurRequest) {
   auto topic = unique_topic("go-rep");
-  ForeignReplier peer(target(), topic, "_default", [](const nlohmann::json& d, const std::string& s) {
-    return R"({"data":)" + nlohmann::json("go:" + d.get<std::string>()).dump() +
-           R"(,"code":200,"sender":"gilmour.response.)" + s + R"("})";
-  });
+  ForeignReplier peer(target(), topic, "_default",
+                      [](const nlohmann::json& d, const std::string& s) {
+                        return R"({"data":)" + nlohmann::json("go:" + d.get<std::string>()).dump() +
+                               R"(,"code":200,"sender":"gilmour.response.)" + s + R"("})";
+                      });
   ASSERT_TRUE(peer.ok());
   auto& client = started();
   auto m = client.request_sync(topic, "hello");
@@ -190,14 +192,13 @@ TEST_F(Wire, SharedExclusionGroupWithForeignPeer) {
   auto& ours = started();
   std::mutex mu;
   std::vector<int> ours_handled;
-  auto sub = ours.reply_to(
-      topic,
-      [&](const Request& r, Response& res) {
-        std::lock_guard<std::mutex> lock(mu);
-        ours_handled.push_back(r.data<int>());
-        res.set_data(r.data<int>());
-      },
-      {"g"});
+  auto sub = ours.reply_to(topic,
+                           [&](const Request& r, Response& res) {
+                             std::lock_guard<std::mutex> lock(mu);
+                             ours_handled.push_back(r.data<int>());
+                             res.set_data(r.data<int>());
+                           },
+                           {"g"});
   auto& client = started();
   // Half one at a time (each request a fresh race for the lock; in a burst
   // the synchronous foreign peer falls behind and our engine wins nearly
@@ -260,9 +261,14 @@ TEST_F(Wire, MalformedPayloadsOnRequestAndSlotChannels) {
   auto reply = g.reply_to(topic, [](const Request& r, Response& res) { res.set_data(r.data()); });
   auto before = g.stats().malformed_dropped;
   RawRedis raw(target());
-  const std::vector<std::string> bad = {"garbage", "{", "[]", "42", R"({"code":"200"})",
+  const std::vector<std::string> bad = {"garbage",
+                                        "{",
+                                        "[]",
+                                        "42",
+                                        R"({"code":"200"})",
                                         R"({"data":1,"code":1.5,"sender":"x"})",
-                                        R"({"data":1,"sender":["x"]})", std::string("\0\1\2", 3)};
+                                        R"({"data":1,"sender":["x"]})",
+                                        std::string("\0\1\2", 3)};
   for (auto& b : bad) {
     EXPECT_EQ(raw.publish("gilmour.request." + topic, b), 1);
     EXPECT_EQ(raw.publish("gilmour.slot." + topic, b), 1);
@@ -280,9 +286,8 @@ TEST_F(Wire, MalformedPayloadsOnRequestAndSlotChannels) {
 TEST_F(Wire, PerRequestSchemeSubscribesAndUnsubscribesEachResponseChannel) {
   auto topic = unique_topic("per-request");
   auto& server = started();
-  auto sub = server.reply_to(topic, [](const Request& r, Response& res) {
-    res.set_data(r.data<int>() + 1);
-  });
+  auto sub = server.reply_to(
+      topic, [](const Request& r, Response& res) { res.set_data(r.data<int>() + 1); });
   auto o = test_options();
   o.response_scheme = ResponseScheme::kPerRequest;
   auto& client = started(o);

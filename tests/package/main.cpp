@@ -1,6 +1,5 @@
 // Uses the installed headers and library: one request over the in-process bus.
 #include <gilmour/gilmour.hpp>
-
 #include <iostream>
 
 int main() {

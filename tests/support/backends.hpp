@@ -3,10 +3,9 @@
 // offers raw access for wire assertions (capture, publish, lists, hashes).
 #pragma once
 
-#include <gilmour/gilmour.hpp>
-
 #include <chrono>
 #include <condition_variable>
+#include <gilmour/gilmour.hpp>
 #include <memory>
 #include <mutex>
 #include <string>

@@ -1,8 +1,8 @@
 #include "support/redis_server.hpp"
 
 #include <arpa/inet.h>
-#include <poll.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -32,7 +32,8 @@ bool ping(int port) {
       char buf[64];
       ssize_t n = ::read(fd, buf, sizeof buf);
       // +PONG, or -NOAUTH when a password is set: either way it is serving.
-      ok = n > 0 && (buf[0] == '+' || buf[0] == '-') && std::string(buf, n).find("LOADING") == std::string::npos;
+      ok = n > 0 && (buf[0] == '+' || buf[0] == '-') &&
+           std::string(buf, n).find("LOADING") == std::string::npos;
     }
   }
   ::close(fd);
@@ -82,11 +83,21 @@ bool RedisServer::start(std::vector<std::string> extra, int port) {
   }
   for (int attempt = 0; attempt < 5; ++attempt) {
     port_ = port ? port : free_port();
-    std::vector<std::string> args = {bin,           "--port",       std::to_string(port_),
-                                     "--bind",      "127.0.0.1",    "--save",
-                                     "",            "--appendonly", "no",
-                                     "--daemonize", "no",           "--loglevel",
-                                     "notice",      "--logfile",    ""};
+    std::vector<std::string> args = {bin,
+                                     "--port",
+                                     std::to_string(port_),
+                                     "--bind",
+                                     "127.0.0.1",
+                                     "--save",
+                                     "",
+                                     "--appendonly",
+                                     "no",
+                                     "--daemonize",
+                                     "no",
+                                     "--loglevel",
+                                     "notice",
+                                     "--logfile",
+                                     ""};
     args.insert(args.end(), extra_.begin(), extra_.end());
     int fds[2];
     if (::pipe(fds) != 0) {

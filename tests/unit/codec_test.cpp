@@ -1,6 +1,7 @@
+#include "codec.hpp"
+
 #include <gtest/gtest.h>
 
-#include "codec.hpp"
 #include "gilmour/error_record.hpp"
 
 namespace gilmour::detail {
@@ -20,12 +21,14 @@ TEST(Codec, InvalidUtf8IsReplacedNotThrown) {
 }
 
 TEST(Codec, DecodesGoAndRubyEnvelopes) {
-  auto go = decode_envelope(R"({"data":"x","code":200,"sender":"1643e3fc-6362-4a2d-853b-35e8447a63f2"})");
+  auto go =
+      decode_envelope(R"({"data":"x","code":200,"sender":"1643e3fc-6362-4a2d-853b-35e8447a63f2"})");
   ASSERT_TRUE(go);
   EXPECT_EQ(go->data(), "x");
   EXPECT_EQ(go->code(), 200);
   EXPECT_EQ(go->sender(), "1643e3fc-6362-4a2d-853b-35e8447a63f2");
-  auto ruby = decode_envelope(R"({"data":{"k":1},"code":0,"sender":"abcdef0123456789abcdef0123456789"})");
+  auto ruby =
+      decode_envelope(R"({"data":{"k":1},"code":0,"sender":"abcdef0123456789abcdef0123456789"})");
   ASSERT_TRUE(ruby);
   EXPECT_EQ(ruby->code(), 200);
   auto null_code = decode_envelope(R"({"data":1,"code":null,"sender":"s","extra":true})");
@@ -71,10 +74,11 @@ TEST(ErrorRecord, WireFormHasProtocolKeysInOrder) {
   r.timestamp = "2016-02-23T06:55:12Z";
   r.backtrace = "boom";
   r.code = 500;
-  EXPECT_EQ(r.dump(),
-            R"({"topic":"echo","request_data":"{\"data\":1,\"code\":200,\"sender\":\"s\"}",)"
-            R"("user_data":"","sender":"s","multi_process":false,"timestamp":"2016-02-23T06:55:12Z",)"
-            R"("backtrace":"boom","code":500})");
+  EXPECT_EQ(
+      r.dump(),
+      R"({"topic":"echo","request_data":"{\"data\":1,\"code\":200,\"sender\":\"s\"}",)"
+      R"("user_data":"","sender":"s","multi_process":false,"timestamp":"2016-02-23T06:55:12Z",)"
+      R"("backtrace":"boom","code":500})");
   ErrorRecord back;
   ASSERT_TRUE(ErrorRecord::from_json(r.to_json(), back));
   EXPECT_EQ(back.topic, "echo");

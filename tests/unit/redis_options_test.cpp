@@ -1,6 +1,7 @@
 // Options::from_url: the URL forms of the Redis backend.
-#include <gilmour/gilmour.hpp>
 #include <gtest/gtest.h>
+
+#include <gilmour/gilmour.hpp>
 
 namespace gilmour::redis {
 namespace {
@@ -53,11 +54,10 @@ TEST(RedisUrl, PlainHostPortAndIpv6) {
 }
 
 TEST(RedisUrl, BadUrlsThrowInvalidArgument) {
-  for (const char* bad :
-       {"", "http://host:6379", "redis://", "redis://host:port", "redis://host:0",
-        "redis://host:70000", "redis://host/x", "redis://host/-1", "unix://relative.sock",
-        "unix:///s?db=x", "unix:///s?nope=1", "unix:///s?db", "redis://[::1", "redis://:%zz@h",
-        "host:"}) {
+  for (const char* bad : {"", "http://host:6379", "redis://", "redis://host:port", "redis://host:0",
+                          "redis://host:70000", "redis://host/x", "redis://host/-1",
+                          "unix://relative.sock", "unix:///s?db=x", "unix:///s?nope=1",
+                          "unix:///s?db", "redis://[::1", "redis://:%zz@h", "host:"}) {
     EXPECT_THROW(Options::from_url(bad), InvalidArgument) << bad;
   }
 }

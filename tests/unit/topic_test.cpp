@@ -1,8 +1,8 @@
+#include "topic.hpp"
+
 #include <gtest/gtest.h>
 
 #include <set>
-
-#include "topic.hpp"
 
 namespace gilmour::detail {
 namespace {

@@ -7,12 +7,12 @@
 // go to stdout, and as error records through the error policy (default
 // publish, on gilmour.error). --once runs one round and exits 1 when it
 // found a problem.
-#include <gilmour/gilmour.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
 #include <cstdlib>
+#include <gilmour/gilmour.hpp>
 #include <iostream>
 #include <string>
 
