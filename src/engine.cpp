@@ -544,7 +544,7 @@ void Engine::dispatch(const std::shared_ptr<HandlerEntry>& h,
       self->report_error(self->make_record(*st->request, m.code(), m.data()));
       st->token.reset();
     });
-    executor_->submit([self, st] { self->run_reply(st); });
+    submit_for(h, [self, st] { self->run_reply(st); });
   } else {
     counters_.signals_received.fetch_add(1, std::memory_order_relaxed);
     auto st = std::make_shared<SlotState>();
@@ -555,8 +555,38 @@ void Engine::dispatch(const std::shared_ptr<HandlerEntry>& h,
       auto m = timeout_message();
       self->report_error(self->make_record(*req, m.code(), m.data()));
     });
-    executor_->submit([self, h, req, st, token] { self->run_slot(h, req, st); });
+    submit_for(h, [self, h, req, st, token] { self->run_slot(h, req, st); });
   }
+}
+
+void Engine::submit_for(const std::shared_ptr<HandlerEntry>& h, std::function<void()> task) {
+  if (!h->ordered) {
+    executor_->submit(std::move(task));
+    return;
+  }
+  // Ordered: one invocation at a time, in arrival order. A single drainer
+  // task per handler runs its queue; it ends when the queue is empty.
+  {
+    std::lock_guard<std::mutex> lock(h->serial_mu);
+    h->serial_queue.push_back(std::move(task));
+    if (h->serial_running) return;
+    h->serial_running = true;
+  }
+  executor_->submit([h] {
+    for (;;) {
+      std::function<void()> next;
+      {
+        std::lock_guard<std::mutex> lock(h->serial_mu);
+        if (h->serial_queue.empty()) {
+          h->serial_running = false;
+          return;
+        }
+        next = std::move(h->serial_queue.front());
+        h->serial_queue.pop_front();
+      }
+      next();
+    }
+  });
 }
 
 void Engine::run_reply(const std::shared_ptr<ReplyState>& st) {
@@ -1066,6 +1096,7 @@ Subscription Gilmour::slot(std::string_view topic, SlotHandler handler, HandlerO
   e->pattern = detail::has_wildcard(topic);
   e->group = std::move(options.group);
   e->timeout = options.timeout;
+  e->ordered = options.ordered;
   e->slot = std::move(handler);
   return impl_->add_handler(std::move(e));
 }
@@ -1085,6 +1116,7 @@ Subscription Gilmour::reply_to(std::string_view topic, ReplyHandler handler,
   e->channel = detail::request_channel(topic);
   e->group = options.group.empty() ? std::string(detail::kDefaultGroup) : std::move(options.group);
   e->timeout = options.timeout;
+  e->ordered = options.ordered;
   e->reply = std::move(handler);
   return impl_->add_handler(std::move(e));
 }

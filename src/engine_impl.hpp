@@ -4,6 +4,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -41,6 +42,10 @@ struct HandlerEntry {
   SlotHandler slot;
   ReplyHandler reply;
   bool internal = false;  // the health handler: not listed in health answers
+  bool ordered = false;   // one invocation at a time, in arrival order
+  std::mutex serial_mu;   // ordered only: the queue below
+  std::deque<std::function<void()>> serial_queue;
+  bool serial_running = false;
   std::atomic<bool> active{true};
   bool attached = false;  // I/O thread only: added to Engine::subs_
 };
@@ -165,6 +170,9 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   void on_response(std::string_view channel, std::string_view payload);
   void dispatch(const std::shared_ptr<HandlerEntry>& h, const std::shared_ptr<const Message>& msg,
                 const std::string& channel);
+  /// Hands a handler invocation to the executor (through the handler's own
+  /// queue when it is ordered).
+  void submit_for(const std::shared_ptr<HandlerEntry>& h, std::function<void()> task);
   void run_reply(const std::shared_ptr<ReplyState>& st);
   void run_slot(const std::shared_ptr<HandlerEntry>& h,
                 const std::shared_ptr<const Request::Impl>& req,

@@ -93,6 +93,12 @@ struct HandlerOptions {
   /// a reply is answered 499 "Execution timed out" and the late result is
   /// dropped; a slot's overrun is reported as a 499 error record.
   std::chrono::milliseconds timeout{0};
+  /// Run this handler for one message at a time, in the order messages
+  /// arrived (over one backend connection, the order they were published).
+  /// Default: each message is its own task, so invocations run concurrently.
+  /// The deadline counts from arrival, so time spent queued behind earlier
+  /// messages counts against it.
+  bool ordered = false;
 };
 
 /// Options of one request.

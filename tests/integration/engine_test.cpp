@@ -136,6 +136,42 @@ TEST_P(EngineTest, GroupExclusivityFiveEnginesThousandMessages) {
   EXPECT_LE(lost, static_cast<std::uint64_t>(kMessages * (kEngines - 1) * 3));
 }
 
+TEST_P(EngineTest, OrderedSlotsRunOneAtATimeInOrder) {
+  auto topic = unique_topic("ordered");
+  auto& g = started();
+  std::mutex mu;
+  std::vector<int> seen;
+  std::atomic<int> running{0}, max_running{0};
+  Counter hits;
+  HandlerOptions o;
+  o.ordered = true;
+  auto sub = g.slot(
+      topic,
+      [&](const Request& r) {
+        int now = ++running;
+        int prev = max_running.load();
+        while (now > prev && !max_running.compare_exchange_weak(prev, now)) {
+        }
+        // Widen the window in which unordered invocations would overlap.
+        for (int k = 0; k < 200; ++k) std::this_thread::yield();
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          seen.push_back(r.data<int>());
+        }
+        --running;
+        hits.add();
+      },
+      o);
+  auto& s = started();
+  constexpr int kN = 300;
+  for (int i = 0; i < kN; ++i) s.signal(topic, i);
+  ASSERT_TRUE(hits.wait_for(kN));
+  EXPECT_EQ(max_running.load(), 1);
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(seen.size(), static_cast<std::size_t>(kN));
+  for (int i = 0; i < kN; ++i) EXPECT_EQ(seen[i], i);
+}
+
 TEST_P(EngineTest, ReplyRoundTripWithTypedData) {
   auto topic = unique_topic("order");
   auto& server = started();
