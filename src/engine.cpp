@@ -478,8 +478,9 @@ void Engine::on_message(std::string_view channel, std::string_view pattern,
   log_->trace("gilmour: {} <- {}", channel, payload);
   auto msg = std::make_shared<const Message>(std::move(*decoded));
   std::string ch(channel);
-  auto handlers = it->second.handlers;  // dispatch may not touch subs_, but be safe
-  for (auto& h : handlers) {
+  // No copy: nothing below changes subs_ synchronously (dispatch submits to
+  // the executor; the lock callback runs later, on a later loop turn).
+  for (auto& h : it->second.handlers) {
     if (!h->active.load()) continue;
     if (h->group.empty()) {
       dispatch(h, msg, ch);
