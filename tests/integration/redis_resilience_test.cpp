@@ -51,6 +51,26 @@ TEST_F(Resilience, UnreachableServerFailsStartWithTheReason) {
   EXPECT_NE(err.find("connect to /nonexistent/redis.sock failed"), std::string::npos) << err;
 }
 
+TEST_F(Resilience, StartCanBeRetriedOnceRedisIsUp) {
+  // Nothing listens on the port yet: start() fails and leaves the engine
+  // ready for another start(), with its handlers still registered.
+  const int port = free_port();
+  redis::Options ro;
+  ro.port = port;
+  ro.connect_timeout = 1s;
+  Gilmour g(redis::make_backend(ro), test_options());
+  auto topic = unique_topic("retry");
+  auto sub = g.reply_to(topic, [](const Request& r, Response& res) { res.set_data(r.data()); });
+  EXPECT_THROW(g.start(), ConnectionError);
+  EXPECT_FALSE(g.running());
+  RedisServer late;
+  ASSERT_TRUE(late.start({}, port)) << late.error();
+  g.start();
+  EXPECT_TRUE(g.running());
+  EXPECT_EQ(g.request_sync(topic, "again").data<std::string>(), "again");
+  g.stop();
+}
+
 TEST_F(Resilience, BadOptionsThrowInvalidArgument) {
   auto bad = [](auto mutate) {
     redis::Options o;
