@@ -49,6 +49,52 @@ std::string topic_of_channel(const std::string& channel) {
 
 Message timeout_message() { return Message("Execution timed out", code::kTimeout); }
 
+/// Runs user code (a handler, callback or hook); returns the error text when
+/// it threw, nothing otherwise. No exception leaves it.
+template <typename F>
+std::optional<std::string> run_user(F&& f) noexcept {
+  try {
+    f();
+    return std::nullopt;
+  } catch (const std::exception& e) {
+    return std::string(e.what());
+  } catch (...) {
+    return std::string("unknown exception");
+  }
+}
+
+/// Runs a user callback and logs (rather than propagates) what it throws.
+template <typename F>
+void call_logged(const std::shared_ptr<spdlog::logger>& log, const char* what, F&& f) noexcept {
+  if (auto err = run_user(std::forward<F>(f))) log->warn("gilmour: {} threw: {}", what, *err);
+}
+
+/// Joins backend callbacks: `done` runs once, with the first error (or ok),
+/// after every callback handed out by part() has run and seal() was called.
+class StatusJoin {
+ public:
+  explicit StatusJoin(std::function<void(const Status&)> done) : s_(std::make_shared<Shared>()) {
+    s_->done = std::move(done);
+  }
+  std::function<void(const Status&)> part() {
+    ++s_->remaining;
+    return [s = s_](const Status& st) { s->arrive(st); };
+  }
+  void seal() { s_->arrive(Status()); }
+
+ private:
+  struct Shared {
+    std::size_t remaining = 1;  // the seal
+    Status first;
+    std::function<void(const Status&)> done;
+    void arrive(const Status& st) {
+      if (!st && first.ok()) first = st;
+      if (--remaining == 0) done(first);
+    }
+  };
+  std::shared_ptr<Shared> s_;
+};
+
 }  // namespace
 
 InflightToken::InflightToken(const std::shared_ptr<Engine>& e) : engine_(e) { e->inflight_add(); }
@@ -173,18 +219,12 @@ void Engine::start() {
           std::lock_guard<std::mutex> lock(reg_mu_);
           entries = entries_;
         }
-        auto remaining = std::make_shared<std::size_t>(entries.size() + 1);
-        auto first_error = std::make_shared<Status>();
-        auto one = [remaining, first_error, done](const Status& s) {
-          if (!s && first_error->ok()) *first_error = s;
-          if (--*remaining == 0) done(*first_error);
-        };
+        StatusJoin join(std::move(done));
         if (opts_.response_scheme == ResponseScheme::kEnginePattern) {
-          backend_->subscribe(response_prefix_ + "*", true, one);
-        } else {
-          one(Status());
+          backend_->subscribe(response_prefix_ + "*", true, join.part());
         }
-        for (auto& e : entries) attach(e, one);
+        for (auto& e : entries) attach(e, join.part());
+        join.seal();
       },
       opts_.connect_timeout, &st);
   if (!ok) fail("subscriptions not confirmed in time");
@@ -230,25 +270,16 @@ bool Engine::stop(std::chrono::milliseconds drain) {
   // 1. Take no new messages; deregister health.
   wait_io(
       [this](std::function<void(const Status&)> done) {
-        auto remaining = std::make_shared<std::size_t>(1);
-        auto one = [remaining, done](const Status&) {
-          if (--*remaining == 0) done(Status());
-        };
-        for (auto& [key, subs] : subs_) {
-          ++*remaining;
-          backend_->unsubscribe(key, subs.pattern, one);
-        }
+        StatusJoin join(std::move(done));
+        for (auto& [key, subs] : subs_) backend_->unsubscribe(key, subs.pattern, join.part());
         clear_subscriptions(Status::error("engine stopping"));
         bool health;
         {
           std::lock_guard<std::mutex> lock(reg_mu_);
           health = health_entry_ != nullptr;
         }
-        if (health) {
-          ++*remaining;
-          backend_->hash_delete(std::string(kHealthHash), ident_, one);
-        }
-        one(Status());
+        if (health) backend_->hash_delete(std::string(kHealthHash), ident_, join.part());
+        join.seal();
       },
       opts_.connect_timeout, &st);
   // 2. Let running handlers finish.
@@ -600,16 +631,13 @@ void Engine::run_reply(const std::shared_ptr<ReplyState>& st) {
   Request req;
   req.impl_ = st->request;
   Response res(st);
-  try {
+  auto err = run_user([&] {
     HandlerScope scope(this);
     h->reply(req, res);
-  } catch (const std::exception& e) {
+  });
+  if (err) {
     counters_.handler_errors.fetch_add(1, std::memory_order_relaxed);
-    finish_reply(st, e.what(), code::kHandlerError);
-    return;
-  } catch (...) {
-    counters_.handler_errors.fetch_add(1, std::memory_order_relaxed);
-    finish_reply(st, "unknown exception", code::kHandlerError);
+    finish_reply(st, std::move(*err), code::kHandlerError);
     return;
   }
   if (!res.deferred_) {
@@ -646,15 +674,13 @@ void Engine::run_slot(const std::shared_ptr<HandlerEntry>& h,
   if (h->active.load()) {
     Request r;
     r.impl_ = req;
-    try {
+    auto err = run_user([&] {
       HandlerScope scope(this);
       h->slot(r);
-    } catch (const std::exception& e) {
+    });
+    if (err) {
       counters_.handler_errors.fetch_add(1, std::memory_order_relaxed);
-      report_error(make_record(*req, code::kHandlerError, e.what()));
-    } catch (...) {
-      counters_.handler_errors.fetch_add(1, std::memory_order_relaxed);
-      report_error(make_record(*req, code::kHandlerError, "unknown exception"));
+      report_error(make_record(*req, code::kHandlerError, std::move(*err)));
     }
   }
   if (!st->done.exchange(true)) {
@@ -681,15 +707,8 @@ void Engine::report_error(ErrorRecord record) {
   if (opts_.error_hook) {
     auto hook = opts_.error_hook;
     auto copy = std::make_shared<ErrorRecord>(record);
-    executor_->submit([hook, copy, log = log_] {
-      try {
-        hook(*copy);
-      } catch (const std::exception& e) {
-        log->warn("gilmour: error hook threw: {}", e.what());
-      } catch (...) {
-        log->warn("gilmour: error hook threw");
-      }
-    });
+    executor_->submit(
+        [hook, copy, log = log_] { call_logged(log, "error hook", [&] { hook(*copy); }); });
   }
   if (policy_.load() == ErrorPolicy::kIgnore) return;
   if (io_.on_io_thread()) {
@@ -756,13 +775,7 @@ void Engine::signal(std::string_view topic, nlohmann::json data, SignalCallback 
           }
           if (done) {
             self->executor_->submit([done, r, log = self->log_] {
-              try {
-                done(r);
-              } catch (const std::exception& e) {
-                log->warn("gilmour: signal callback threw: {}", e.what());
-              } catch (...) {
-                log->warn("gilmour: signal callback threw");
-              }
+              call_logged(log, "signal callback", [&] { done(r); });
             });
           }
         });
@@ -788,13 +801,7 @@ void Engine::request(std::string_view topic, nlohmann::json data,
   auto user = std::make_shared<std::function<void(Message)>>(std::move(complete));
   auto log = log_;
   auto call_user = [user, log](Message m) {
-    try {
-      (*user)(std::move(m));
-    } catch (const std::exception& e) {
-      log->warn("gilmour: request callback threw: {}", e.what());
-    } catch (...) {
-      log->warn("gilmour: request callback threw");
-    }
+    call_logged(log, "request callback", [&] { (*user)(std::move(m)); });
   };
   std::function<void(Message)> on_io;
   if (complete_on_io) {

@@ -86,36 +86,37 @@ void Connection::on_poll_cb(uv_poll_t* h, int status, int events) {
   });
 }
 
+namespace {
+/// Applies a new interest set to the poll handle (stopping it when empty).
+template <typename Box>
+void set_events(Box* box, int events, uv_poll_cb cb) {
+  box->events = events;
+  if (events) {
+    uv_poll_start(&box->handle, events, cb);
+  } else {
+    uv_poll_stop(&box->handle);
+  }
+}
+}  // namespace
+
 void Connection::ev_add_read(void* p) {
   auto* box = static_cast<PollBox*>(p);
-  box->events |= UV_READABLE;
-  uv_poll_start(&box->handle, box->events, on_poll_cb);
+  set_events(box, box->events | UV_READABLE, on_poll_cb);
 }
 
 void Connection::ev_del_read(void* p) {
   auto* box = static_cast<PollBox*>(p);
-  box->events &= ~UV_READABLE;
-  if (box->events) {
-    uv_poll_start(&box->handle, box->events, on_poll_cb);
-  } else {
-    uv_poll_stop(&box->handle);
-  }
+  set_events(box, box->events & ~UV_READABLE, on_poll_cb);
 }
 
 void Connection::ev_add_write(void* p) {
   auto* box = static_cast<PollBox*>(p);
-  box->events |= UV_WRITABLE;
-  uv_poll_start(&box->handle, box->events, on_poll_cb);
+  set_events(box, box->events | UV_WRITABLE, on_poll_cb);
 }
 
 void Connection::ev_del_write(void* p) {
   auto* box = static_cast<PollBox*>(p);
-  box->events &= ~UV_WRITABLE;
-  if (box->events) {
-    uv_poll_start(&box->handle, box->events, on_poll_cb);
-  } else {
-    uv_poll_stop(&box->handle);
-  }
+  set_events(box, box->events & ~UV_WRITABLE, on_poll_cb);
 }
 
 void Connection::ev_cleanup(void* p) {

@@ -119,48 +119,33 @@ class RedisBackend final : public Backend, private detail::ConnectionOwner {
   void publish(const std::string& channel, std::string payload, CountCallback done) override {
     if (!command_ready()) return reject(std::move(done));
     cmd_.writer().begin(3).arg("PUBLISH").arg(channel).arg(payload);
-    Op op;
-    op.kind = OpKind::kCount;
-    op.cb = std::move(done);
-    send(op);
+    send(OpKind::kCount, std::move(done));
   }
 
   void acquire_lock(const std::string& key, std::chrono::seconds ttl, BoolCallback done) override {
     if (!command_ready()) return reject(std::move(done));
     cmd_.writer().begin(6).arg("SET").arg(key).arg(key).arg("NX").arg("EX").arg(
         static_cast<std::int64_t>(ttl.count()));
-    Op op;
-    op.kind = OpKind::kLock;
-    op.cb = std::move(done);
-    send(op);
+    send(OpKind::kLock, std::move(done));
   }
 
   void hash_set(const std::string& key, const std::string& field, const std::string& value,
                 StatusCallback done) override {
     if (!command_ready()) return reject(std::move(done));
     cmd_.writer().begin(4).arg("HSET").arg(key).arg(field).arg(value);
-    Op op;
-    op.kind = OpKind::kStatus;
-    op.cb = std::move(done);
-    send(op);
+    send(OpKind::kStatus, std::move(done));
   }
 
   void hash_delete(const std::string& key, const std::string& field, StatusCallback done) override {
     if (!command_ready()) return reject(std::move(done));
     cmd_.writer().begin(3).arg("HDEL").arg(key).arg(field);
-    Op op;
-    op.kind = OpKind::kStatus;
-    op.cb = std::move(done);
-    send(op);
+    send(OpKind::kStatus, std::move(done));
   }
 
   void hash_get_all(const std::string& key, HashCallback done) override {
     if (!command_ready()) return reject(std::move(done));
     cmd_.writer().begin(2).arg("HGETALL").arg(key);
-    Op op;
-    op.kind = OpKind::kHash;
-    op.cb = std::move(done);
-    send(op);
+    send(OpKind::kHash, std::move(done));
   }
 
   void list_push_trim(const std::string& key, std::string value, std::int64_t keep,
@@ -173,19 +158,13 @@ class RedisBackend final : public Backend, private detail::ConnectionOwner {
     push.kind = OpKind::kCarry;
     if (!cmd_.send(push)) return reject(std::move(done));
     cmd_.writer().begin(4).arg("LTRIM").arg(key).arg(std::int64_t{0}).arg(keep - 1);
-    Op trim;
-    trim.kind = OpKind::kStatus;
-    trim.cb = std::move(done);
-    send(trim);
+    send(OpKind::kStatus, std::move(done));
   }
 
   void subscriber_count(const std::string& channel, CountCallback done) override {
     if (!command_ready()) return reject(std::move(done));
     cmd_.writer().begin(3).arg("PUBSUB").arg("NUMSUB").arg(channel);
-    Op op;
-    op.kind = OpKind::kNumsub;
-    op.cb = std::move(done);
-    send(op);
+    send(OpKind::kNumsub, std::move(done));
   }
 
   std::string describe() const override { return "redis " + address_; }
@@ -289,6 +268,15 @@ class RedisBackend final : public Backend, private detail::ConnectionOwner {
   // ------------------------------------------------------------ commands
 
   bool command_ready() const noexcept { return phase_ == Phase::kOpen && cmd_.ready(); }
+
+  /// Sends the command just written to the command connection, expecting a
+  /// reply of `kind` for `cb`.
+  void send(OpKind kind, detail::OpCallback cb) {
+    Op op;
+    op.kind = kind;
+    op.cb = std::move(cb);
+    send(op);
+  }
 
   void send(Op& op) {
     if (!cmd_.send(op)) {
