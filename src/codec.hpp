@@ -12,6 +12,18 @@ namespace gilmour::detail {
 /// Largest payload the engine accepts (bigger ones are dropped as malformed).
 inline constexpr std::size_t kMaxPayload = 64u * 1024u * 1024u;
 
+/// Deepest nesting of arrays and objects the engine accepts in a payload.
+/// Deeper ones are dropped as malformed before they are parsed: nlohmann's
+/// parser takes any depth, but dumping, copying or comparing a value recurses
+/// once per level, so a ~200 kB payload nested 100k deep would overflow a
+/// worker's stack the first time it is written into an error record.
+inline constexpr std::size_t kMaxDepth = 256;
+
+/// True when no array or object in the JSON text `text` is nested deeper than
+/// `limit` (a linear scan that ignores brackets inside strings; it does not
+/// validate the text).
+bool nesting_within(std::string_view text, std::size_t limit) noexcept;
+
 /// Why a payload was rejected, for logs.
 struct DecodeError {
   std::string reason;
@@ -24,6 +36,9 @@ std::optional<Message> decode_envelope(std::string_view payload, DecodeError* wh
 
 /// Writes the envelope, keys in the order data, code, sender.
 std::string encode_envelope(const nlohmann::json& data, int code, std::string_view sender);
+/// The same, with `data_text` already JSON text (written as is, so a value
+/// dumped with its keys in a chosen order keeps that order).
+std::string encode_envelope_text(std::string_view data_text, int code, std::string_view sender);
 
 /// JSON text of `j`, replacing invalid UTF-8 instead of throwing.
 std::string dump_json(const nlohmann::json& j);

@@ -730,7 +730,7 @@ void Engine::publish_error(const ErrorRecord& record) {
     case ErrorPolicy::kPublish:
       counters_.errors_reported.fetch_add(1, std::memory_order_relaxed);
       backend_->publish(opts_.error_channel,
-                        encode_envelope(record.to_json(), record.code, make_uuid()),
+                        encode_envelope_text(record.dump(), record.code, make_uuid()),
                         [on_done](const Status& s, std::int64_t) { on_done(s); });
       break;
     case ErrorPolicy::kQueue:

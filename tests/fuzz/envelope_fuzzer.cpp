@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "codec.hpp"
+#include "gilmour/error_record.hpp"
 #include "topic.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -21,6 +22,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto again = gilmour::detail::decode_envelope(m->to_json());
     if (!again) __builtin_trap();
     if (again->code() != m->code() || again->sender() != m->sender()) __builtin_trap();
+    // What a failing handler leads to: typed access, then an error record
+    // dumped and enveloped (this path once recursed without bound).
+    gilmour::ErrorRecord r;
+    try {
+      r.backtrace = m->data().get<std::string>();
+    } catch (const std::exception& e) {
+      r.backtrace = e.what();
+    }
+    r.request_data = m->to_json();
+    r.sender = m->sender();
+    auto wire = gilmour::detail::encode_envelope_text(r.dump(), 500, "fuzz");
+    if (!gilmour::detail::decode_envelope(wire)) __builtin_trap();
   }
   // Split the input into a pattern and a text for the glob matcher.
   auto nl = input.find('\n');

@@ -565,6 +565,47 @@ TEST_P(EngineTest, MalformedPayloadsAreDroppedCountedAndServingGoesOn) {
   EXPECT_EQ(hits.value(), 2u);
 }
 
+// Regression: a request whose data was nested 100k deep (one PUBLISH of
+// ~200 kB) crashed the server with a stack overflow when its handler failed,
+// because the error record dumped the request recursively.
+TEST_P(EngineTest, DeeplyNestedPayloadIsDroppedNotACrash) {
+  auto& g = started();
+  auto topic = unique_topic("deep");
+  Counter slot_hits;
+  auto sub = g.slot(topic, [&](const Request& r) {
+    (void)r.data<std::string>();  // throws on anything but a string: an error record
+    slot_hits.add();
+  });
+  auto rsub = g.reply_to(topic, [](const Request& r, Response& res) {
+    res.set_data(r.data<std::string>());  // fails the same way on deep data
+  });
+  auto nested = [](std::size_t depth, char open, char close) {
+    return std::string(depth, open) + std::string(depth, close);
+  };
+  auto envelope = [](const std::string& data) {
+    return R"({"data":)" + data + R"(,"code":200,"sender":"attacker"})";
+  };
+  auto before = g.stats().malformed_dropped;
+  for (auto deep : {nested(100000, '[', ']'), std::string(100000, '[')}) {
+    world_->publish("gilmour.slot." + topic, envelope(deep));
+    world_->publish("gilmour.request." + topic, envelope(deep));
+  }
+  std::string objects;
+  for (int i = 0; i < 100000; ++i) objects += R"({"a":)";
+  objects += "1" + std::string(100000, '}');
+  world_->publish("gilmour.request." + topic, envelope(objects));
+  // Brackets inside strings do not count; the deepest accepted data fails
+  // its handler, and the error record is written without trouble.
+  world_->publish("gilmour.slot." + topic, envelope(R"("[[[[[[[[[[")"));
+  world_->publish("gilmour.slot." + topic, envelope(nested(256, '[', ']')));
+  auto m = g.request_sync(topic, nlohmann::json::parse(nested(256, '[', ']')));
+  EXPECT_EQ(m.code(), 500);
+  ASSERT_TRUE(slot_hits.wait_for(1));
+  EXPECT_EQ(g.request_sync(topic, "still serving").data<std::string>(), "still serving");
+  EXPECT_EQ(g.stats().malformed_dropped - before, 5u);
+  EXPECT_GE(g.stats().handler_errors, 2u);
+}
+
 TEST_P(EngineTest, BadArgumentsThrowDocumentedExceptions) {
   auto& g = engine();
   auto noop_reply = [](const Request&, Response&) {};

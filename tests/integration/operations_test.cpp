@@ -66,6 +66,14 @@ TEST_P(OperationsTest, PublishPolicyPutsEnvelopedRecordOnGilmourError) {
   auto env = nlohmann::json::parse(got[0].second);
   // Enveloped: data, code, sender, in that order.
   EXPECT_EQ(got[0].second.rfind("{\"data\":{", 0), 0u) << got[0].second;
+  // The record's keys in the documented order (not nlohmann's sorted order).
+  std::size_t at = 0;
+  for (auto key : {"topic", "request_data", "user_data", "sender", "multi_process", "timestamp",
+                   "backtrace", "code"}) {
+    auto next = got[0].second.find('"' + std::string(key) + "\":", at);
+    ASSERT_NE(next, std::string::npos) << key << " out of order in " << got[0].second;
+    at = next;
+  }
   EXPECT_EQ(env.at("code"), 500);
   EXPECT_TRUE(env.at("sender").is_string());
   expect_record(env.at("data"), topic, 500, "boom");

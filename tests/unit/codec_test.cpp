@@ -14,6 +14,21 @@ TEST(Codec, EncodesKeysInProtocolOrder) {
   EXPECT_EQ(encode_envelope(nullptr, 200, ""), R"({"data":null,"code":200,"sender":""})");
 }
 
+TEST(Codec, NestingDepthIsBounded) {
+  auto nested = [](std::size_t n) { return std::string(n, '[') + std::string(n, ']'); };
+  EXPECT_TRUE(nesting_within(nested(10), 10));
+  EXPECT_FALSE(nesting_within(nested(11), 10));
+  EXPECT_TRUE(nesting_within(R"({"a":"[[[[[[[[[[[[\"[[[["})", 1));  // brackets in strings
+  EXPECT_FALSE(nesting_within(R"({"a":"\\",[[]]})", 2));            // an escaped backslash ends
+  auto env = [](const std::string& d) { return R"({"data":)" + d + R"(,"sender":"s"})"; };
+  EXPECT_TRUE(decode_envelope(env(nested(kMaxDepth))));
+  DecodeError why;
+  EXPECT_FALSE(decode_envelope(env(nested(kMaxDepth + 1)), &why));
+  EXPECT_EQ(why.reason, "nested too deep");
+  EXPECT_FALSE(decode_envelope(env(std::string(100000, '{')), &why));
+  EXPECT_EQ(why.reason, "nested too deep");
+}
+
 TEST(Codec, InvalidUtf8IsReplacedNotThrown) {
   auto s = encode_envelope(std::string("a\xff") + "b", 200, "s");
   EXPECT_NE(s.find("\"data\":\"a"), std::string::npos);
