@@ -23,6 +23,7 @@
 #include <pthread.h>
 #endif
 
+#include "engine_impl.hpp"
 #include "gilmour/executor.hpp"
 
 namespace gilmour {
@@ -30,7 +31,7 @@ namespace gilmour {
 struct Composition::Node {
   Kind kind = Kind::kPipe;
   // kRequest
-  Gilmour* engine = nullptr;
+  std::weak_ptr<gilmour::detail::Engine> engine;  // never dangles: 503 once it is gone
   std::string topic;
   nlohmann::json with;  // null or an object
   RequestOptions options;
@@ -208,13 +209,15 @@ void exec_request(const NodePtr& node, const RunPtr& run, nlohmann::json input, 
   if (input.is_object() && node->with.is_object()) input.update(node->with);
   std::optional<Message> failed;
   try {
-    node->engine->request(
+    auto engine = node->engine.lock();
+    if (!engine) throw InvalidState("gilmour: composition: its engine was destroyed");
+    engine->request(
         node->topic, std::move(input),
         [run, k](Message m) {
           if (run->finished()) return;  // the overall timeout won: ignore
           k(strip(std::move(m)));
         },
-        node->options);
+        node->options.inline_callback, node->options);
   } catch (const InvalidState& e) {  // not started, or stopped
     failed = Message(std::string(e.what()), code::kUnavailable);
   } catch (const std::exception& e) {
@@ -563,7 +566,7 @@ Composition request(Gilmour* engine, std::string_view topic, nlohmann::json with
   }
   auto n = std::make_shared<Composition::Node>();
   n->kind = Kind::kRequest;
-  n->engine = engine;
+  n->engine = gilmour::detail::EngineAccess::of(*engine);
   n->topic = std::string(topic);
   if (with.is_object() && !with.empty()) n->with = std::move(with);
   n->options = options;

@@ -14,10 +14,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/response_route.hpp"
 #include "gilmour/engine.hpp"
 #include "gilmour/error_record.hpp"
 #include "gilmour/executor.hpp"
 #include "io_loop.hpp"
+#include "serial_executor.hpp"
 
 namespace gilmour {
 
@@ -31,6 +33,31 @@ namespace detail {
 
 enum class HandlerKind { kSlot, kReply };
 
+/// A count of things in flight that one thread can wait to see reach zero.
+/// Adding and removing are lock-free; the mutex is taken only to wake a
+/// waiter (after the count reached zero), so no wake-up is lost.
+class InflightCount {
+ public:
+  void add() noexcept { n_.fetch_add(1, std::memory_order_relaxed); }
+  void done() noexcept {
+    if (n_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mu_);
+      cv_.notify_all();
+    }
+  }
+  std::int64_t value() const noexcept { return n_.load(std::memory_order_acquire); }
+  /// True when the count is zero, waiting up to `timeout` for it.
+  bool wait_zero(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [this] { return value() == 0; });
+  }
+
+ private:
+  std::atomic<std::int64_t> n_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
+
 /// One registered slot or reply handler.
 struct HandlerEntry {
   HandlerKind kind = HandlerKind::kSlot;
@@ -41,11 +68,11 @@ struct HandlerEntry {
   std::chrono::milliseconds timeout{0};
   SlotHandler slot;
   ReplyHandler reply;
-  bool internal = false;  // the health handler: not listed in health answers
-  bool ordered = false;   // one invocation at a time, in arrival order
-  std::mutex serial_mu;   // ordered only: the queue below
-  std::deque<std::function<void()>> serial_queue;
-  bool serial_running = false;
+  bool internal = false;                   // the health handler: not listed in health answers
+  bool ordered = false;                    // one invocation at a time, in arrival order
+  bool inline_delivery = false;            // runs on the I/O thread
+  std::shared_ptr<SerialExecutor> serial;  // ordered only: one at a time, in arrival order
+  mutable InflightCount invocations;       // handed off and not finished
   std::atomic<bool> active{true};
   bool attached = false;  // I/O thread only: added to Engine::subs_
 };
@@ -60,6 +87,13 @@ class InflightToken {
 
  private:
   std::weak_ptr<Engine> engine_;
+};
+
+/// Ends one invocation of a handler (counted from hand-off, for
+/// Subscription::drain()) when it goes out of scope.
+struct InvocationDone {
+  const HandlerEntry& h;
+  ~InvocationDone() { h.invocations.done(); }
 };
 
 /// The state of one reply: shared by the handler's Response, the deferred
@@ -77,6 +111,12 @@ struct ReplyState {
 struct SlotState {
   std::atomic<bool> done{false};
   IoLoop::TimerId timer;
+};
+
+/// The library's own access to a Gilmour's engine (compositions and health
+/// bulletins hold it weakly, so they never dangle).
+struct EngineAccess {
+  static std::weak_ptr<Engine> of(const Gilmour& g) { return g.impl_; }
 };
 
 class Engine final : public BackendListener, public std::enable_shared_from_this<Engine> {
@@ -99,6 +139,11 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
 
   /// Answers a reply (any thread); false when it was answered already.
   bool finish_reply(const std::shared_ptr<ReplyState>& st, nlohmann::json data, int code);
+  /// Publishes an answer and its error record (I/O thread).
+  void send_answer(const std::shared_ptr<ReplyState>& st, std::string channel, std::string payload,
+                   std::optional<ErrorRecord> record);
+  /// Schedules the server-side deadline: 499 when it passes unanswered.
+  void arm_reply_deadline(const std::shared_ptr<ReplyState>& st, std::chrono::milliseconds timeout);
   void report_error(ErrorRecord record);
 
   Stats stats() const;
@@ -124,8 +169,8 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
                   std::string_view payload) override;
   void on_connection_state(ConnectionState state, std::string_view detail) override;
 
-  void inflight_add() noexcept;
-  void inflight_done() noexcept;
+  void inflight_add() noexcept { inflight_.add(); }
+  void inflight_done() noexcept { inflight_.done(); }
 
   std::shared_ptr<Backend> backend_;
   EngineOptions opts_;
@@ -145,13 +190,12 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   struct Pending {
     std::function<void(Message)> complete;
     IoLoop::TimerId timer;
-    bool own_channel = false;  // per-request scheme: unsubscribe when done
   };
   struct Counters {
     std::atomic<std::uint64_t> requests_sent{0}, responses_received{0}, requests_handled{0},
         responses_sent{0}, signals_sent{0}, signals_received{0}, lock_lost{0}, handler_errors{0},
         server_timeouts{0}, client_timeouts{0}, no_listeners{0}, publish_failures{0},
-        malformed_dropped{0}, stray_responses{0}, errors_reported{0}, reconnects{0};
+        malformed_dropped{0}, stray_responses{0}, errors_reported{0}, reconnects{0}, slow_inline{0};
   };
 
   void check_topic(std::string_view topic, const char* what) const;
@@ -180,7 +224,12 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   void publish_error(const ErrorRecord& record);
   ErrorRecord make_record(const Request::Impl& req, int code, nlohmann::json backtrace) const;
   void warn_malformed(std::string_view channel, std::string_view reason);
-  std::string response_channel(std::uint64_t seq) const;
+  /// Warns at most once a second (per engine); counts what it suppressed.
+  void warn_rate_limited(std::atomic<std::int64_t>& last, std::atomic<std::uint64_t>& suppressed,
+                         const std::string& text);
+  /// Runs an inline handler invocation on the I/O thread, timing it.
+  template <typename F>
+  void run_inline(const HandlerEntry& h, F&& f);
   bool wait_io(std::function<void(std::function<void(const Status&)>)> op,
                std::chrono::milliseconds timeout, Status* out);
 
@@ -190,8 +239,8 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   std::atomic<int> state_{kNew};
   std::atomic<bool> io_started_{false};
   std::atomic<std::uint64_t> seq_{0};
-  std::string response_prefix_;  // gilmour.response.<id>.
-  bool health_enabled_ = false;  // guarded by reg_mu_
+  std::unique_ptr<ResponseRoute> route_;  // gilmour.response.<id>.<seq>
+  bool health_enabled_ = false;           // guarded by reg_mu_
 
   mutable std::mutex reg_mu_;
   std::set<std::pair<std::string, std::string>> reply_keys_;  // (channel, group)
@@ -205,11 +254,11 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   std::string lookup_key_;  // on_message's scratch key
 
   Counters counters_;
-  std::mutex drain_mu_;
-  std::condition_variable drain_cv_;
-  std::int64_t inflight_ = 0;  // guarded by drain_mu_
+  InflightCount inflight_;  // for stop()'s drain
   std::atomic<std::int64_t> last_malformed_log_{0};
   std::atomic<std::uint64_t> malformed_suppressed_{0};
+  std::atomic<std::int64_t> last_slow_log_{0};
+  std::atomic<std::uint64_t> slow_suppressed_{0};
 };
 
 }  // namespace detail

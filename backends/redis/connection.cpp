@@ -248,15 +248,15 @@ void Connection::fail_soon(std::string why) {
   uv_timer_start(&timer_, on_timer_cb, 0, 0);
 }
 
-void Connection::fail_all(const std::string& why) {
+void Connection::fail_all(const std::string& why, StatusCode code) {
   carry_.clear();
   if (ops_.empty()) return;
   auto ops = ops_.take_all();  // callbacks may send new commands: work on a copy
-  Status st = Status::error(why);
+  Status st = Status::error(code, why);
   for (auto& op : ops) fail_op(op, st);
 }
 
-void Connection::down(const std::string& why) {
+void Connection::down(const std::string& why, StatusCode code) {
   bool was_ready = state_ == State::kReady || state_ == State::kClosing;
   if (state_ == State::kClosing) {
     finish_close();
@@ -265,7 +265,7 @@ void Connection::down(const std::string& why) {
   uv_timer_stop(&timer_);
   drop_context();
   state_ = State::kIdle;
-  fail_all(why);
+  fail_all(why, code);
   if (state_ != State::kIdle) return;  // a callback closed or restarted us
   owner_.on_down(*this, why, was_ready);
 }
@@ -386,7 +386,7 @@ void Connection::confirm(bool subscribe, bool pattern, std::string_view name) {
 
 void Connection::complete(Op& op, redisReply* r) {
   const bool err = r->type == REDIS_REPLY_ERROR;
-  auto error = [&] { return Status::error(std::string(view(r))); };
+  auto error = [&] { return Status::error(StatusCode::kServerError, std::string(view(r))); };
   auto unexpected = [&] {
     return Status::error("redis " + address_ + ": unexpected reply type " +
                          std::to_string(r->type));
@@ -541,7 +541,8 @@ void Connection::handle_timer() {
         // The server stopped answering: fail what waits and start over.
         drop_context();
         down("redis " + address_ + ": no reply within " + std::to_string(timeout) +
-             " ms (command timeout); reconnecting");
+                 " ms (command timeout); reconnecting",
+             StatusCode::kTimeout);
         return;
       }
       uv_timer_start(&timer_, on_timer_cb, timeout - age, 0);

@@ -157,9 +157,9 @@ class Connection {
   bool send_raw(Op& op);
   void start_handshake();
   void drop_context();
-  void down(const std::string& why);
+  void down(const std::string& why, StatusCode code = StatusCode::kNotConnected);
   void fail_soon(std::string why);
-  void fail_all(const std::string& why);
+  void fail_all(const std::string& why, StatusCode code = StatusCode::kNotConnected);
   void finish_close();
   void handle_closed();
   void arm_command_timer();

@@ -297,12 +297,14 @@ class RedisBackend final : public Backend, private detail::ConnectionOwner {
   Status not_connected(const std::string& more) const {
     std::string text = "not connected to redis " + address_ + " (reconnecting)";
     if (!more.empty()) text += "; " + more;
-    return Status::error(std::move(text));
+    return Status::error(StatusCode::kNotConnected, std::move(text));
   }
 
   Status not_open() const {
-    return Status::error("not connected to redis " + address_ +
-                         (phase_ == Phase::kClosing ? " (closing)" : " (not open)"));
+    return Status::error(
+        phase_ == Phase::kClosing ? StatusCode::kClosing : StatusCode::kNotConnected,
+        "not connected to redis " + address_ +
+            (phase_ == Phase::kClosing ? " (closing)" : " (not open)"));
   }
 
   // ------------------------------------------------------------ deferral

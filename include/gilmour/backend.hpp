@@ -31,22 +31,44 @@
 
 namespace gilmour {
 
-/// The outcome of a backend operation: ok, or an error text.
+/// Why an operation failed: the category to branch on (the message is for
+/// people). Codes are stable; new ones may be added.
+enum class StatusCode {
+  kOk = 0,        ///< success
+  kNotConnected,  ///< the backend is down or reconnecting: the operation may succeed later
+  kClosing,       ///< the engine or backend is stopping or stopped: it will not succeed
+  kTimeout,       ///< no answer within a deadline
+  kServerError,   ///< the server answered with an error (e.g. a Redis error reply)
+  kNoListeners,   ///< published, but nobody listens (confirm_subscribers)
+  kInvalid,       ///< the operation does not apply in this state
+  kInternal,      ///< anything else (the message says what)
+};
+
+/// The name of a code, e.g. "not connected".
+const char* to_string(StatusCode code) noexcept;
+
+/// The outcome of an operation: ok, or a code and an error text. A small
+/// value, as absl::Status or grpc::Status.
 class Status {
  public:
   Status() = default;
-  static Status error(std::string text) {
+  /// An error of `code` (not kOk) described by `text`.
+  static Status error(StatusCode code, std::string text) {
     Status s;
     s.error_ = std::move(text);
-    s.ok_ = false;
+    s.code_ = code == StatusCode::kOk ? StatusCode::kInternal : code;
     return s;
   }
-  bool ok() const noexcept { return ok_; }
-  explicit operator bool() const noexcept { return ok_; }
+  /// An error of code kInternal.
+  static Status error(std::string text) { return error(StatusCode::kInternal, std::move(text)); }
+  bool ok() const noexcept { return code_ == StatusCode::kOk; }
+  explicit operator bool() const noexcept { return ok(); }
+  StatusCode code() const noexcept { return code_; }
+  /// The error text; empty when ok.
   const std::string& message() const noexcept { return error_; }
 
  private:
-  bool ok_ = true;
+  StatusCode code_ = StatusCode::kOk;
   std::string error_;
 };
 

@@ -74,9 +74,9 @@
 ///
 /// Thread safety: a Composition is immutable and cheap to copy (it shares its
 /// tree); one composition may be executed any number of times, concurrently,
-/// from any threads. A request step holds its engine's address: the Gilmour
-/// object must outlive every execution that uses it and must not be moved
-/// meanwhile (it may be stopped, or not started: its steps then answer 503).
+/// from any threads. A request step refers to its engine weakly: when the
+/// engine is stopped, not started or destroyed, the step answers 503 (a
+/// Gilmour cannot be moved, so the reference never goes stale).
 ///
 /// Errors: misuse throws gilmour::InvalidArgument at construction (null
 /// engine, empty topic, topic containing `*`, non-object `with`, negative

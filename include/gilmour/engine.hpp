@@ -42,6 +42,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -57,6 +58,7 @@ namespace detail {
 class Engine;
 struct ReplyState;
 struct HandlerEntry;
+struct EngineAccess;
 }  // namespace detail
 
 /// What a handler receives: the topic, sender and message of one request or
@@ -132,9 +134,10 @@ class Response {
 /// After cancel() returns the handler receives no new message; an invocation
 /// already running, or already handed to a worker, may still run to its end
 /// (a reply handler cancelled before its queued invocation starts answers
-/// 503 instead). cancel() does not wait for running invocations: to know
-/// none is left, stop() the engine. cancel() is idempotent and noexcept, and
-/// any thread may call it, including the handler itself.
+/// 503 instead). cancel() does not wait for running invocations, and neither
+/// does the destructor: when the handler captures locals by reference, call
+/// drain() before they go. cancel() is idempotent and noexcept, and any
+/// thread may call it, including the handler itself.
 class [[nodiscard]] Subscription {
  public:
   Subscription() = default;
@@ -145,6 +148,12 @@ class [[nodiscard]] Subscription {
   Subscription& operator=(const Subscription&) = delete;
 
   void cancel() noexcept;
+  /// Cancels, then waits up to `timeout` for the handler's invocations that
+  /// were already handed off (queued or running) to end. True when none is
+  /// left (also when there was nothing to wait for).
+  /// @throws InvalidState when called from this handler's own invocation
+  ///         (it would wait for itself).
+  bool drain(std::chrono::milliseconds timeout);
   /// Gives up the handle: the handler stays until the engine stops.
   void detach() noexcept;
   /// True until cancel() (or the engine's stop()).
@@ -163,6 +172,12 @@ struct SignalResult {
   std::int64_t receivers = 0;  ///< subscriptions that received it
   /// True when the signal was published and, with confirm_subscribers, heard.
   bool ok() const noexcept { return status.ok(); }
+  /// Published, but nobody listened (confirm_subscribers only).
+  bool no_listeners() const noexcept { return status.code() == StatusCode::kNoListeners; }
+  /// Not published: the backend was down or the engine stopping.
+  bool unavailable() const noexcept {
+    return status.code() == StatusCode::kNotConnected || status.code() == StatusCode::kClosing;
+  }
 };
 
 using SlotHandler = std::function<void(const Request&)>;
@@ -170,7 +185,11 @@ using ReplyHandler = std::function<void(const Request&, Response&)>;
 using ReplyCallback = std::function<void(Message)>;
 using SignalCallback = std::function<void(const SignalResult&)>;
 
-/// The engine. Move-only; see the file comment for the threading model.
+/// The engine; see the file comment for the threading model.
+///
+/// Neither copyable nor movable (as redis-plus-plus's Redis): compositions,
+/// health bulletins and subscriptions refer to it, and a moved-from engine
+/// would leave them dangling. Hold it in a std::unique_ptr to pass it around.
 class Gilmour {
  public:
   /// An engine over `backend` (shared ownership; one engine per backend).
@@ -180,15 +199,16 @@ class Gilmour {
   /// of this engine or its I/O thread (stop() would throw there, and an
   /// exception cannot leave a destructor: std::terminate).
   ~Gilmour();
-  Gilmour(Gilmour&&) noexcept;
-  Gilmour& operator=(Gilmour&&) noexcept;
+  Gilmour(Gilmour&&) = delete;
+  Gilmour& operator=(Gilmour&&) = delete;
   Gilmour(const Gilmour&) = delete;
   Gilmour& operator=(const Gilmour&) = delete;
 
   /// Connects, subscribes every registered handler, and (with health_check)
-  /// registers the process. Blocks until done.
-  /// @throws ConnectionError when the backend cannot be reached within
-  ///         connect_timeout; InvalidState when already started or stopped.
+  /// registers the process. Blocks until done, at most connect_timeout in all.
+  /// @throws ConnectionError when that is not done within connect_timeout
+  ///         (start() may then be called again); InvalidState when already
+  ///         started or stopped.
   void start();
   /// Graceful stop: unsubscribes (no new messages are taken), lets running
   /// handlers finish up to `drain` (default EngineOptions::drain_timeout),
@@ -204,12 +224,14 @@ class Gilmour {
   /// may hold Redis glob wildcards (`item.buy.*`); with options.group set,
   /// only one slot of the group runs per signal. After start(), blocks until
   /// the subscription is confirmed (up to connect_timeout).
-  /// @throws InvalidArgument for an empty topic or a null handler.
+  /// @throws InvalidArgument for an empty topic or a null handler;
+  ///         InvalidState when the engine is stopping or stopped.
   Subscription slot(std::string_view topic, SlotHandler handler, HandlerOptions options = {});
 
   /// Registers a reply handler for `topic` (group "_default" unless set).
   /// @throws InvalidArgument for an empty topic, a topic containing `*`, a null
-  ///         handler, or a second handler for the same topic and group.
+  ///         handler, or a second handler for the same topic and group;
+  ///         InvalidState when the engine is stopping or stopped.
   Subscription reply_to(std::string_view topic, ReplyHandler handler, HandlerOptions options = {});
 
   /// Publishes a signal on `topic`; fire and forget. A failed publish is
@@ -221,15 +243,21 @@ class Gilmour {
   void signal(std::string_view topic, nlohmann::json data, SignalCallback done,
               SignalOptions options = {});
 
-  /// Sends a request; `done` runs once on the executor with the response,
-  /// or with 499 at the timeout, 404 (confirm_subscribers and nobody
-  /// listens), 503 (could not be sent, engine stopped). Exception: when the
-  /// engine is stopping and the request can no longer reach its I/O thread,
-  /// `done` runs at once on the calling thread with 503.
+  /// Sends a request; `done` runs once on the executor (on the I/O thread
+  /// with RequestOptions::inline_callback) with the response, or with 499 at
+  /// the timeout, 404 (confirm_subscribers and nobody listens), 503 (could
+  /// not be sent, engine stopped). Exception: when the engine is stopping
+  /// and the request can no longer reach its I/O thread, `done` runs at once
+  /// on the calling thread with 503.
+  ///
+  /// `done` is any callable taking a Message (this overload takes part only
+  /// then, so `request(topic, data, {})` is the future form below).
   /// @throws InvalidArgument for an empty topic or one containing `*`, a null
   ///         callback, a negative timeout; InvalidState when not running.
-  void request(std::string_view topic, nlohmann::json data, ReplyCallback done,
-               RequestOptions options = {});
+  template <typename F, typename = std::enable_if_t<std::is_invocable_v<F&, Message>>>
+  void request(std::string_view topic, nlohmann::json data, F&& done, RequestOptions options = {}) {
+    request_with_callback(topic, std::move(data), ReplyCallback(std::forward<F>(done)), options);
+  }
   /// As above, as a future (which never holds an exception).
   [[nodiscard]] std::future<Message> request(std::string_view topic, nlohmann::json data,
                                              RequestOptions options = {});
@@ -275,6 +303,9 @@ class Gilmour {
   const std::shared_ptr<spdlog::logger>& logger() const noexcept;
 
  private:
+  friend struct detail::EngineAccess;
+  void request_with_callback(std::string_view topic, nlohmann::json data, ReplyCallback done,
+                             RequestOptions options);
   std::shared_ptr<detail::Engine> impl_;
 };
 

@@ -73,6 +73,11 @@ class Message {
   bool ok() const noexcept { return code_ < 300; }
   /// True for the two timeout codes, 499 (ours, Go) and 504 (Ruby).
   bool timed_out() const noexcept { return code_ == code::kTimeout || code_ == code::kRubyTimeout; }
+  /// True for 404: sent with confirm_subscribers and nobody listened.
+  bool no_listeners() const noexcept { return code_ == code::kNotFound; }
+  /// True for 503: not sent or not answered because the backend was down or
+  /// the engine stopping; the service may be fine.
+  bool unavailable() const noexcept { return code_ == code::kUnavailable; }
   /// The error text of a failed message: `data` when it is a string, else its JSON.
   std::string error_text() const;
 

@@ -3,7 +3,13 @@
 /// SignalOptions, and the error policy.
 ///
 /// Options are plain aggregates with defaults; they are checked where they
-/// are passed in, and a bad value throws gilmour::InvalidArgument.
+/// are passed in, and a bad value throws gilmour::InvalidArgument. Each field
+/// also has a chainable setter, so a call site can name what it sets:
+///
+/// @code
+///   g.reply_to("echo", handler, gilmour::HandlerOptions{}.set_group("echo").set_timeout(5s));
+///   g.request("echo", "hi", gilmour::RequestOptions{}.set_timeout(2s));
+/// @endcode
 ///
 /// Thread safety: plain values.
 #pragma once
@@ -14,6 +20,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+
+#include "gilmour/backend.hpp"
 
 namespace spdlog {
 class logger;
@@ -49,7 +57,8 @@ enum class ResponseScheme {
 
 /// Engine-wide settings.
 struct EngineOptions {
-  /// Worker threads of the engine's own pool; 0 = max(4, hardware threads).
+  /// Worker threads of the engine's own pool; 0 = the hardware threads
+  /// (at least 2). The pool still grows while workers block (see ThreadPool).
   std::size_t worker_threads = 0;
   /// Run handlers here instead of an engine-owned pool (shared ownership).
   std::shared_ptr<Executor> executor;
@@ -57,8 +66,9 @@ struct EngineOptions {
   std::chrono::milliseconds request_timeout{std::chrono::seconds(30)};
   /// Server-side deadline of handlers that do not set one (Gilmour's 600 s).
   std::chrono::milliseconds handler_timeout{std::chrono::seconds(600)};
-  /// How long start() waits for the backend, and slot()/reply_to() after
-  /// start() wait for their subscription to be confirmed.
+  /// How long start() may take in all (connect, subscribe, register), and
+  /// how long slot()/reply_to() after start() wait for their subscription
+  /// to be confirmed.
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
   /// How long stop() lets running handlers finish.
   std::chrono::milliseconds drain_timeout{std::chrono::seconds(10)};
@@ -78,9 +88,58 @@ struct EngineOptions {
   /// Register in `gilmour.known_host.health` and answer health pings at start().
   bool health_check = false;
 
+  /// Called when the backend loses its connection (kDisconnected, with the
+  /// reason) and when it is back with every subscription restored
+  /// (kReconnected). Runs on the executor, never on the I/O thread; calls
+  /// may overlap when the connection flaps, so keep it short. kConnected is
+  /// not reported (start() returning says it).
+  std::function<void(ConnectionState state, std::string_view detail)> on_connection_state;
+
+  /// Handlers with HandlerOptions::inline_delivery that run longer than this
+  /// are counted (Stats::slow_inline) and warned about (at most once a second):
+  /// they hold up all of the engine's I/O while they run.
+  std::chrono::milliseconds inline_warn_threshold{std::chrono::milliseconds(5)};
+
   /// Logger; default: an engine-owned logger named "gilmour" that prints
   /// warnings and errors to stderr. Pass spdlog's null sink to silence.
   std::shared_ptr<spdlog::logger> logger;
+
+  EngineOptions& set_worker_threads(std::size_t v) { return set(worker_threads, v); }
+  EngineOptions& set_executor(std::shared_ptr<Executor> v) { return set(executor, std::move(v)); }
+  EngineOptions& set_request_timeout(std::chrono::milliseconds v) {
+    return set(request_timeout, v);
+  }
+  EngineOptions& set_handler_timeout(std::chrono::milliseconds v) {
+    return set(handler_timeout, v);
+  }
+  EngineOptions& set_connect_timeout(std::chrono::milliseconds v) {
+    return set(connect_timeout, v);
+  }
+  EngineOptions& set_drain_timeout(std::chrono::milliseconds v) { return set(drain_timeout, v); }
+  EngineOptions& set_lock_ttl(std::chrono::seconds v) { return set(lock_ttl, v); }
+  EngineOptions& set_response_scheme(ResponseScheme v) { return set(response_scheme, v); }
+  EngineOptions& set_error_policy(ErrorPolicy v) { return set(error_policy, v); }
+  EngineOptions& set_error_channel(std::string v) { return set(error_channel, std::move(v)); }
+  EngineOptions& set_error_queue(std::string v) { return set(error_queue, std::move(v)); }
+  EngineOptions& set_error_queue_max(std::size_t v) { return set(error_queue_max, v); }
+  EngineOptions& set_error_hook(std::function<void(const ErrorRecord&)> v) {
+    return set(error_hook, std::move(v));
+  }
+  EngineOptions& set_health_check(bool v) { return set(health_check, v); }
+  EngineOptions& set_on_connection_state(std::function<void(ConnectionState, std::string_view)> v) {
+    return set(on_connection_state, std::move(v));
+  }
+  EngineOptions& set_inline_warn_threshold(std::chrono::milliseconds v) {
+    return set(inline_warn_threshold, v);
+  }
+  EngineOptions& set_logger(std::shared_ptr<spdlog::logger> v) { return set(logger, std::move(v)); }
+
+ private:
+  template <typename T, typename V>
+  EngineOptions& set(T& field, V&& v) {
+    field = std::forward<V>(v);
+    return *this;
+  }
 };
 
 /// Options of a slot or reply handler.
@@ -99,6 +158,31 @@ struct HandlerOptions {
   /// The deadline counts from arrival, so time spent queued behind earlier
   /// messages counts against it.
   bool ordered = false;
+  /// Run the handler on the engine's I/O thread, as soon as the message (and
+  /// its exclusion lock) arrives, and publish its answer in the same loop
+  /// turn: no thread hand-off at all. For short handlers that never block:
+  /// while it runs, the engine does no I/O. request_sync throws there
+  /// (InvalidState); use the callback form or Response::defer(). Runs are
+  /// one at a time, in arrival order (so `ordered` is implied). Runs longer
+  /// than EngineOptions::inline_warn_threshold are counted and warned about.
+  bool inline_delivery = false;
+
+  HandlerOptions& set_group(std::string v) {
+    group = std::move(v);
+    return *this;
+  }
+  HandlerOptions& set_timeout(std::chrono::milliseconds v) {
+    timeout = v;
+    return *this;
+  }
+  HandlerOptions& set_ordered(bool v = true) {
+    ordered = v;
+    return *this;
+  }
+  HandlerOptions& set_inline_delivery(bool v = true) {
+    inline_delivery = v;
+    return *this;
+  }
 };
 
 /// Options of one request.
@@ -109,12 +193,35 @@ struct RequestOptions {
   /// Complete at once with 404 when nobody listens on the topic (read from
   /// PUBLISH's receiver count: no extra round trip).
   bool confirm_subscribers = false;
+  /// Callback form only: run the callback on the engine's I/O thread instead
+  /// of the executor (no hand-off). It must be short and must not block; use
+  /// it to hand the result to your own queue. The future form always
+  /// completes on the I/O thread (setting a promise is short).
+  bool inline_callback = false;
+
+  RequestOptions& set_timeout(std::chrono::milliseconds v) {
+    timeout = v;
+    return *this;
+  }
+  RequestOptions& set_confirm_subscribers(bool v = true) {
+    confirm_subscribers = v;
+    return *this;
+  }
+  RequestOptions& set_inline_callback(bool v = true) {
+    inline_callback = v;
+    return *this;
+  }
 };
 
 /// Options of one signal.
 struct SignalOptions {
   /// Report 404 in the SignalResult when nobody listens on the topic.
   bool confirm_subscribers = false;
+
+  SignalOptions& set_confirm_subscribers(bool v = true) {
+    confirm_subscribers = v;
+    return *this;
+  }
 };
 
 }  // namespace gilmour

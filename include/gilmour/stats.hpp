@@ -27,6 +27,7 @@ struct Stats {
   std::uint64_t errors_reported = 0;     ///< error records handed to the backend (publish/queue);
                                          ///< a failed one also counts in publish_failures
   std::uint64_t reconnects = 0;          ///< backend reconnections
+  std::uint64_t slow_inline = 0;         ///< inline handlers that ran past inline_warn_threshold
 };
 
 }  // namespace gilmour

@@ -1,0 +1,319 @@
+// The engine's lifecycle: construction, start(), stop(), connection
+// state and stats.
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <future>
+#include <thread>
+
+#include "codec.hpp"
+#include "engine/engine_util.hpp"
+#include "engine_impl.hpp"
+#include "gilmour/error.hpp"
+#include "topic.hpp"
+
+namespace gilmour {
+namespace detail {
+
+namespace {
+
+std::shared_ptr<spdlog::logger> default_logger() {
+  static auto logger = [] {
+    auto l = std::make_shared<spdlog::logger>("gilmour",
+                                              std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    l->set_level(spdlog::level::warn);
+    return l;
+  }();
+  return logger;
+}
+
+}  // namespace
+
+InflightToken::InflightToken(const std::shared_ptr<Engine>& e) : engine_(e) { e->inflight_add(); }
+InflightToken::~InflightToken() {
+  if (auto e = engine_.lock()) e->inflight_done();
+}
+
+Engine::Engine(std::shared_ptr<Backend> backend, EngineOptions options)
+    : backend_(std::move(backend)), opts_(std::move(options)) {
+  if (!backend_) throw InvalidArgument("gilmour: backend is null");
+  auto non_negative = [](std::chrono::milliseconds d, const char* name) {
+    if (d.count() <= 0)
+      throw InvalidArgument(std::string("gilmour: EngineOptions::") + name + " must be positive");
+  };
+  non_negative(opts_.request_timeout, "request_timeout");
+  non_negative(opts_.handler_timeout, "handler_timeout");
+  non_negative(opts_.connect_timeout, "connect_timeout");
+  if (opts_.drain_timeout.count() < 0) {
+    throw InvalidArgument("gilmour: EngineOptions::drain_timeout must not be negative");
+  }
+  if (opts_.lock_ttl.count() <= 0)
+    throw InvalidArgument("gilmour: EngineOptions::lock_ttl must be positive");
+  if (opts_.error_channel.empty() || opts_.error_queue.empty()) {
+    throw InvalidArgument("gilmour: error channel and queue names must not be empty");
+  }
+  if (opts_.error_queue_max == 0)
+    throw InvalidArgument("gilmour: error_queue_max must be positive");
+  log_ = opts_.logger ? opts_.logger : default_logger();
+  policy_.store(opts_.error_policy);
+  id_ = make_uuid();
+  ident_ = make_process_ident();
+  route_ = make_response_route(opts_.response_scheme, std::string(kResponsePrefix) + id_ + ".");
+  if (opts_.executor) {
+    executor_ = opts_.executor;
+  } else {
+    std::size_t n = opts_.worker_threads;
+    if (n == 0) n = std::max<std::size_t>(2, std::thread::hardware_concurrency());
+    own_pool_ = std::make_shared<ThreadPool>(n);
+    executor_ = own_pool_;
+  }
+  health_enabled_ = opts_.health_check;
+}
+
+Engine::~Engine() {
+  io_.stop_and_join();
+  if (own_pool_) own_pool_->shutdown();
+}
+
+// ---------------------------------------------------------------- validation
+
+void Engine::check_topic(std::string_view topic, const char* what) const {
+  if (topic.empty()) throw InvalidArgument(std::string("gilmour: ") + what + ": empty topic");
+  if (has_wildcard(topic)) {
+    throw InvalidArgument(std::string("gilmour: ") + what +
+                          ": topic may not contain '*': " + std::string(topic));
+  }
+}
+
+void Engine::require_running(const char* what) const {
+  int s = state_.load();
+  if (s != kRunning && s != kStopping) {
+    throw InvalidState(std::string("gilmour: ") + what + ": engine is not running");
+  }
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+bool Engine::wait_io(std::function<void(std::function<void(const Status&)>)> op,
+                     std::chrono::milliseconds timeout, Status* out) {
+  auto p = std::make_shared<std::promise<Status>>();
+  auto f = p->get_future();
+  io_.post([op = std::move(op), p] { op([p](const Status& st) { p->set_value(st); }); });
+  if (f.wait_for(timeout) != std::future_status::ready) return false;
+  *out = f.get();
+  return true;
+}
+
+void Engine::start() {
+  int expected = kNew;
+  if (!state_.compare_exchange_strong(expected, kStarting)) {
+    throw InvalidState("gilmour: start(): engine already started or stopped");
+  }
+  // The I/O thread runs from the first start() on; a failed start leaves it
+  // running so that start() may be retried.
+  if (!io_started_.exchange(true)) io_.start();
+  // connect_timeout bounds the whole of start(), clean-up after a failure
+  // included: each step waits for what is left of it.
+  auto deadline = std::chrono::steady_clock::now() + opts_.connect_timeout;
+  auto left = [deadline] {
+    auto d = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    return std::max(d, std::chrono::milliseconds(0));
+  };
+  Status st;
+  auto fail = [&](const std::string& why) {
+    // Undo what was done, so that start() may be retried.
+    Status ignored;
+    wait_io(
+        [this](auto done) {
+          clear_subscriptions(Status::error(StatusCode::kClosing, "start failed"));
+          connected_ = false;
+          backend_->close(std::move(done));
+        },
+        left(), &ignored);
+    state_.store(kNew);
+    throw ConnectionError("gilmour: cannot start on " + backend_->describe() + ": " + why);
+  };
+  if (!wait_io([this](auto done) { backend_->open(io_, *this, std::move(done)); }, left(), &st)) {
+    fail("connect timed out");
+  }
+  if (!st) fail(st.message());
+
+  {
+    std::lock_guard<std::mutex> lock(reg_mu_);
+    if (health_enabled_ && !health_entry_) {
+      health_entry_ = make_health_entry();
+      entries_.push_back(health_entry_);
+    }
+  }
+  // Subscribe the response pattern and every handler. The registry is read on
+  // the I/O thread after connected_ is set, so a handler added concurrently
+  // is either in this list or attaches itself afterwards (attach() is
+  // idempotent).
+  bool ok = wait_io(
+      [this](std::function<void(const Status&)> done) {
+        connected_ = true;
+        std::vector<std::shared_ptr<HandlerEntry>> entries;
+        {
+          std::lock_guard<std::mutex> lock(reg_mu_);
+          entries = entries_;
+        }
+        StatusJoin join(std::move(done));
+        route_->open(*backend_, join.part());
+        for (auto& e : entries) attach(e, join.part());
+        join.seal();
+      },
+      left(), &st);
+  if (!ok) fail("subscriptions not confirmed in time");
+  if (!st) fail(st.message());
+  bool health;
+  {
+    std::lock_guard<std::mutex> lock(reg_mu_);
+    health = health_enabled_;
+  }
+  if (health) {
+    ok = wait_io(
+        [this](auto done) {
+          backend_->hash_set(std::string(kHealthHash), ident_, "true", std::move(done));
+        },
+        left(), &st);
+    if (!ok || !st) fail("cannot register health: " + (ok ? st.message() : "timed out"));
+  }
+  state_.store(kRunning);
+  log_->debug("gilmour engine {} started on {}", id_, backend_->describe());
+}
+
+bool Engine::stop(std::chrono::milliseconds drain) {
+  if (tl_handler_engine == this) {
+    throw InvalidState("gilmour: stop() called from one of the engine's own handlers");
+  }
+  if (io_.on_io_thread()) throw InvalidState("gilmour: stop() called on the I/O thread");
+  int s = state_.load();
+  for (;;) {
+    if (s == kStopping || s == kStopped) return true;
+    if (s == kStarting) {
+      std::this_thread::yield();
+      s = state_.load();
+      continue;
+    }
+    if (state_.compare_exchange_weak(s, kStopping)) break;
+  }
+  if (s == kNew) {
+    state_.store(kStopped);
+    if (io_started_.load()) io_.stop_and_join();
+    return true;
+  }
+  Status st;
+  // 1. Take no new messages; deregister health.
+  wait_io(
+      [this](std::function<void(const Status&)> done) {
+        StatusJoin join(std::move(done));
+        for (auto& [key, subs] : subs_) backend_->unsubscribe(key, subs.pattern, join.part());
+        clear_subscriptions(Status::error(StatusCode::kClosing, "engine stopping"));
+        bool health;
+        {
+          std::lock_guard<std::mutex> lock(reg_mu_);
+          health = health_entry_ != nullptr;
+        }
+        if (health) backend_->hash_delete(std::string(kHealthHash), ident_, join.part());
+        join.seal();
+      },
+      opts_.connect_timeout, &st);
+  // 2. Let running handlers finish.
+  bool drained = inflight_.wait_zero(drain);
+  if (!drained) log_->warn("gilmour: stop(): handlers still running after the drain deadline");
+  // No invocation starts from now on (queued ones are skipped: a reply gets
+  // 503), and every Subscription reports inactive.
+  {
+    std::lock_guard<std::mutex> lock(reg_mu_);
+    for (auto& e : entries_) e->active.store(false);
+  }
+  // 3. Complete waiting requests; close the backend.
+  wait_io(
+      [this](std::function<void(const Status&)> done) {
+        auto pending = std::move(pending_);
+        pending_.clear();
+        for (auto& [seq, p] : pending) {
+          io_.cancel(p.timer);
+          p.complete(Message("engine stopped", code::kUnavailable));
+        }
+        route_->close(*backend_);
+        connected_ = false;
+        backend_->close(std::move(done));
+      },
+      opts_.connect_timeout, &st);
+  io_.stop_and_join();
+  // Queued callbacks run; a handler stuck past the deadline is not waited for
+  // (its worker finishes on its own and its late answer is dropped).
+  if (own_pool_) own_pool_->shutdown(drained ? opts_.drain_timeout : std::chrono::milliseconds(0));
+  state_.store(kStopped);
+  return drained;
+}
+
+void Engine::clear_subscriptions(const Status& why) {
+  for (auto& [key, subs] : subs_) {
+    for (auto& h : subs.handlers) h->attached = false;
+    for (auto& w : subs.waiters) w(why);
+  }
+  subs_.clear();
+}
+
+void Engine::on_connection_state(ConnectionState state, std::string_view detail) {
+  switch (state) {
+    case ConnectionState::kConnected:
+      log_->info("gilmour: connected to {}", backend_->describe());
+      return;  // start() returning says it
+    case ConnectionState::kDisconnected:
+      log_->warn("gilmour: lost {}: {}", backend_->describe(), detail);
+      break;
+    case ConnectionState::kReconnected: {
+      counters_.reconnects.fetch_add(1, std::memory_order_relaxed);
+      log_->warn("gilmour: reconnected to {}", backend_->describe());
+      // The backend has restored every subscription it keeps, including those
+      // whose subscribe failed while it was down: they are confirmed now (a
+      // later handler on such a channel would otherwise wait for a
+      // confirmation that never comes).
+      std::vector<std::function<void(const Status&)>> waiters;
+      for (auto& [key, subs] : subs_) {
+        if (subs.confirmed) continue;
+        subs.confirmed = true;
+        for (auto& w : subs.waiters) waiters.push_back(std::move(w));
+        subs.waiters.clear();
+      }
+      for (auto& w : waiters) w(Status());
+      break;
+    }
+  }
+  if (opts_.on_connection_state) {
+    executor_->submit(
+        [hook = opts_.on_connection_state, state, d = std::string(detail), log = log_] {
+          call_logged(log, "on_connection_state hook", [&] { hook(state, d); });
+        });
+  }
+}
+
+Stats Engine::stats() const {
+  Stats s;
+  auto r = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  s.requests_sent = r(counters_.requests_sent);
+  s.responses_received = r(counters_.responses_received);
+  s.requests_handled = r(counters_.requests_handled);
+  s.responses_sent = r(counters_.responses_sent);
+  s.signals_sent = r(counters_.signals_sent);
+  s.signals_received = r(counters_.signals_received);
+  s.lock_lost = r(counters_.lock_lost);
+  s.handler_errors = r(counters_.handler_errors);
+  s.server_timeouts = r(counters_.server_timeouts);
+  s.client_timeouts = r(counters_.client_timeouts);
+  s.no_listeners = r(counters_.no_listeners);
+  s.publish_failures = r(counters_.publish_failures);
+  s.malformed_dropped = r(counters_.malformed_dropped);
+  s.stray_responses = r(counters_.stray_responses);
+  s.errors_reported = r(counters_.errors_reported);
+  s.reconnects = r(counters_.reconnects);
+  return s;
+}
+
+}  // namespace detail
+}  // namespace gilmour

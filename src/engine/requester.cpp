@@ -1,0 +1,180 @@
+// Outbound: signals and requests, the pending map, responses.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <future>
+
+#include "codec.hpp"
+#include "engine/engine_util.hpp"
+#include "engine_impl.hpp"
+#include "gilmour/error.hpp"
+#include "topic.hpp"
+
+namespace gilmour {
+namespace detail {
+
+void Engine::signal(std::string_view topic, nlohmann::json data, SignalCallback done,
+                    SignalOptions options) {
+  check_topic(topic, "signal()");
+  require_running("signal()");
+  auto seq = seq_.fetch_add(1) + 1;
+  std::string channel = slot_channel(topic);
+  std::string payload = encode_envelope(data, code::kOk, id_ + "." + std::to_string(seq));
+  counters_.signals_sent.fetch_add(1, std::memory_order_relaxed);
+  bool posted = io_.try_post([self = shared_from_this(), channel = std::move(channel),
+                              payload = std::move(payload), done,
+                              confirm = options.confirm_subscribers,
+                              t = std::string(topic)]() mutable {
+    self->backend_->publish(
+        channel, std::move(payload), [self, done, confirm, t](const Status& st, std::int64_t n) {
+          SignalResult r;
+          r.status = st;
+          r.receivers = st ? n : 0;
+          if (!st) {
+            self->counters_.publish_failures.fetch_add(1);
+            self->log_->warn("gilmour: signal on {} not published: {}", t, st.message());
+          } else if (confirm && n == 0) {
+            self->counters_.no_listeners.fetch_add(1);
+            r.status = Status::error(StatusCode::kNoListeners, "No active listeners for: " + t);
+          }
+          if (done) {
+            self->executor_->submit([done, r, log = self->log_] {
+              call_logged(log, "signal callback", [&] { done(r); });
+            });
+          }
+        });
+  });
+  if (!posted && done) {
+    SignalResult r;
+    r.status = Status::error(StatusCode::kClosing, "engine stopped");
+    done(r);
+  }
+}
+
+void Engine::request(std::string_view topic, nlohmann::json data,
+                     std::function<void(Message)> complete, bool complete_on_io,
+                     RequestOptions options) {
+  check_topic(topic, "request()");
+  if (options.timeout.count() < 0) throw InvalidArgument("gilmour: request(): negative timeout");
+  require_running("request()");
+  auto timeout = options.timeout.count() > 0 ? options.timeout : opts_.request_timeout;
+  auto seq = seq_.fetch_add(1) + 1;
+  std::string payload = encode_envelope(data, code::kOk, id_ + "." + std::to_string(seq));
+  // The callback form completes on the executor; if the request cannot even
+  // reach the I/O thread (the engine is stopping), it completes here, inline.
+  auto user = std::make_shared<std::function<void(Message)>>(std::move(complete));
+  auto log = log_;
+  auto call_user = [user, log](Message m) {
+    call_logged(log, "request callback", [&] { (*user)(std::move(m)); });
+  };
+  std::function<void(Message)> on_io;
+  if (complete_on_io) {
+    on_io = call_user;
+  } else {
+    on_io = [executor = executor_, call_user](Message m) {
+      executor->submit([call_user, m = std::move(m)]() mutable { call_user(std::move(m)); });
+    };
+  }
+  counters_.requests_sent.fetch_add(1, std::memory_order_relaxed);
+  bool posted =
+      io_.try_post([self = shared_from_this(), seq, channel = request_channel(topic),
+                    payload = std::move(payload), t = std::string(topic), timeout,
+                    confirm = options.confirm_subscribers, on_io = std::move(on_io)]() mutable {
+        self->start_request(seq, std::move(channel), std::move(payload), std::move(t), timeout,
+                            confirm, std::move(on_io));
+      });
+  if (!posted) call_user(Message("engine stopped", code::kUnavailable));
+}
+
+void Engine::start_request(std::uint64_t seq, std::string channel, std::string payload,
+                           std::string topic, std::chrono::milliseconds timeout, bool confirm,
+                           std::function<void(Message)> complete) {
+  if (state_.load() == kStopped || !connected_) {
+    complete(Message("engine stopped", code::kUnavailable));
+    return;
+  }
+  auto self = shared_from_this();
+  Pending p;
+  p.complete = std::move(complete);
+  p.timer = io_.schedule(timeout, [self, seq] {
+    auto it = self->pending_.find(seq);
+    if (it == self->pending_.end()) return;
+    it->second.timer = {};
+    self->counters_.client_timeouts.fetch_add(1, std::memory_order_relaxed);
+    self->finish_request(seq, timeout_message());
+  });
+  pending_.emplace(seq, std::move(p));
+  auto publish = [self, seq, channel = std::move(channel), payload = std::move(payload),
+                  topic = std::move(topic), confirm]() mutable {
+    if (!self->pending_.count(seq)) return;
+    self->backend_->publish(
+        channel, std::move(payload), [self, seq, confirm, topic](const Status& st, std::int64_t n) {
+          if (!st) {
+            self->counters_.publish_failures.fetch_add(1, std::memory_order_relaxed);
+            self->finish_request(seq,
+                                 Message("request not sent: " + st.message(), code::kUnavailable));
+          } else if (confirm && n == 0) {
+            self->counters_.no_listeners.fetch_add(1, std::memory_order_relaxed);
+            self->finish_request(seq,
+                                 Message("No active listeners for: " + topic, code::kNotFound));
+          }
+        });
+  };
+  route_->prepare(*backend_, seq,
+                  [self, seq, publish = std::move(publish)](const Status& st) mutable {
+                    if (!st) {
+                      self->finish_request(
+                          seq, Message("request not sent: " + st.message(), code::kUnavailable));
+                      return;
+                    }
+                    publish();
+                  });
+}
+
+void Engine::finish_request(std::uint64_t seq, Message m) {
+  auto it = pending_.find(seq);
+  if (it == pending_.end()) return;
+  auto p = std::move(it->second);
+  pending_.erase(it);
+  io_.cancel(p.timer);
+  route_->release(*backend_, seq);
+  m.set_sender(id_ + "." + std::to_string(seq));
+  p.complete(std::move(m));
+}
+
+void Engine::on_response(std::string_view channel, std::string_view payload) {
+  auto digits = channel.substr(route_->prefix().size());
+  std::uint64_t seq = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return;  // not one of our senders
+    seq = seq * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  if (!pending_.count(seq)) {
+    counters_.stray_responses.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  DecodeError why;
+  auto m = decode_envelope(payload, &why);
+  if (!m) {
+    warn_malformed(channel, why.reason);
+    return;
+  }
+  counters_.responses_received.fetch_add(1, std::memory_order_relaxed);
+  log_->trace("gilmour: {} <- {}", channel, payload);
+  finish_request(seq, std::move(*m));
+}
+
+Message Engine::request_sync(std::string_view topic, nlohmann::json data, RequestOptions options) {
+  if (io_.on_io_thread()) {
+    throw InvalidState("gilmour: request_sync() called on the engine's I/O thread");
+  }
+  auto p = std::make_shared<std::promise<Message>>();
+  auto f = p->get_future();
+  request(
+      topic, std::move(data), [p](Message m) { p->set_value(std::move(m)); }, true, options);
+  ThreadPool::BlockingScope blocking;
+  return f.get();
+}
+
+}  // namespace detail
+}  // namespace gilmour
