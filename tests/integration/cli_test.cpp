@@ -227,7 +227,9 @@ TEST_F(CliRedisTest, BulletinOnceFailsWhenARegisteredProcessDoesNotAnswer) {
   for (auto& [k, v] : raw.hash_get_all("gilmour.known_host.health")) kept |= k == ghost;
   EXPECT_TRUE(kept);
   // With --retries 1 the same round declares it dead and prunes it.
-  r = run_program({kBulletin, "--redis", server_.url(), "--once", "--retries", "1"}, kNoEnvUrl);
+  r = run_program(
+      {kBulletin, "--redis", server_.url(), "--once", "--retries", "1", "--timeout", "30"},
+      kNoEnvUrl);
   ASSERT_TRUE(exited(r, 1));
   EXPECT_TRUE(contains(r.out, "DEAD   " + ghost)) << r.out;
   for (auto& [k, v] : raw.hash_get_all("gilmour.known_host.health")) EXPECT_NE(k, ghost);
@@ -237,8 +239,9 @@ TEST_F(CliRedisTest, BulletinOnceFailsWhenARegisteredProcessDoesNotAnswer) {
 }
 
 TEST_F(CliRedisTest, BulletinOnceFailsWhenAnEssentialTopicHasNoListener) {
-  auto r = run_program({kBulletin, "--redis", server_.url(), "--once", "--essential", "nobody"},
-                       kNoEnvUrl);
+  auto r = run_program(
+      {kBulletin, "--redis", server_.url(), "--once", "--essential", "nobody", "--timeout", "30"},
+      kNoEnvUrl);
   ASSERT_TRUE(exited(r, 1));
   EXPECT_TRUE(contains(r.out, "NO LISTENER on essential topic nobody")) << r.out;
 }
