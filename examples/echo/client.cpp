@@ -1,8 +1,9 @@
 // gilmour-echo-client [--redis URL] [--timeout MS] TEXT...
 //
 // Sends each TEXT as a request to "echo" and prints each reply's data on its
-// own line; exits 1 if any reply has code >= 300. Without --redis it runs on
-// the in-process backend and starts its own echo server in-process.
+// own line; exits 1 if any reply has code >= 300 (499 when no reply came
+// within --timeout MS, default 5000), 2 on a usage error. Without --redis it
+// runs on the in-process backend and starts its own echo server in-process.
 #include <iostream>
 #include <optional>
 
@@ -10,10 +11,15 @@
 #include "echo/echo_service.hpp"
 
 int main(int argc, char** argv) {
-  auto cli = examples::parse_cli(argc, argv);
+  auto cli = examples::parse_cli(argc, argv, {{"--timeout"}, {}});
   if (cli.args.empty() || examples::has_flag(cli, "--help")) {
-    std::cerr << "usage: gilmour-echo-client [--redis URL] TEXT...\n";
-    return cli.args.empty() ? 2 : 0;
+    (examples::has_flag(cli, "--help") ? std::cout : std::cerr)
+        << "usage: gilmour-echo-client [--redis URL] [--timeout MS] TEXT...\n";
+    return examples::has_flag(cli, "--help") ? 0 : 2;
+  }
+  std::chrono::milliseconds timeout{5000};
+  if (auto t = examples::option(cli, "--timeout")) {
+    timeout = std::chrono::milliseconds(examples::int_arg(cli, "--timeout", *t, 1, 86'400'000));
   }
   try {
     auto backend = examples::make_backend(cli);
@@ -28,7 +34,7 @@ int main(int argc, char** argv) {
     gilmour::Gilmour client(backend);
     client.start();
     gilmour::RequestOptions opts;
-    opts.timeout = std::chrono::seconds(5);
+    opts.timeout = timeout;
     opts.confirm_subscribers = true;  // fail fast when no echo server runs
     int failures = 0;
     for (auto& text : cli.args) {

@@ -4,6 +4,8 @@
 // item.buy.<id>; an email notifier and an SMS notifier hear every one, and
 // two push-message servers share the group "push_msg" so that exactly one of
 // them handles each purchase. Prints what each slot saw, then a summary.
+// Exits 1 when a slot run is missing, 2 on a usage error (e.g. a COUNT that
+// is not a whole number).
 #include <atomic>
 #include <condition_variable>
 #include <iostream>
@@ -13,7 +15,15 @@
 
 int main(int argc, char** argv) {
   auto cli = examples::parse_cli(argc, argv);
-  int count = cli.args.empty() ? 5 : std::stoi(cli.args[0]);
+  if (examples::has_flag(cli, "--help")) {
+    std::cout << "usage: gilmour-log-slots [--redis URL] [COUNT]   (COUNT purchases, default 5)\n";
+    return 0;
+  }
+  if (cli.args.size() > 1) examples::usage_error(cli, "unexpected argument " + cli.args[1]);
+  // A usage error (exit 2) unless COUNT is a whole number.
+  int count = cli.args.empty()
+                  ? 5
+                  : static_cast<int>(examples::int_arg(cli, "COUNT", cli.args[0], 0, 100000));
   try {
     std::mutex mu;
     std::condition_variable cv;

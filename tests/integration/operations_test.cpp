@@ -347,7 +347,7 @@ std::pair<pid_t, std::string> spawn_echo_server(const std::string& url) {
     ::_exit(127);
   }
   ::close(fds[1]);
-  // Its readiness line names the ident: "... (health: IDENT)".
+  // Its readiness line names the ident: "... (group G, health: IDENT)".
   std::string out;
   char buf[512];
   ssize_t n;
@@ -356,7 +356,7 @@ std::pair<pid_t, std::string> spawn_echo_server(const std::string& url) {
   }
   ::close(fds[0]);
   std::smatch m;
-  if (!std::regex_search(out, m, std::regex(R"(\(health: ([^)]+)\))"))) return {pid, ""};
+  if (!std::regex_search(out, m, std::regex(R"(, health: ([^)]+)\))"))) return {pid, ""};
   return {pid, m[1]};
 }
 
