@@ -64,9 +64,17 @@ bool Subscription::drain(std::chrono::milliseconds timeout) {
   if (detail::tl_handler_entry == entry_.get()) {
     throw InvalidState("gilmour: Subscription::drain() called from its own handler");
   }
-  auto entry = entry_;
-  cancel();
-  return entry->invocations.wait_zero(timeout);
+  // Unsubscribe as cancel() does, but keep the handle until nothing is left,
+  // so that a drain that timed out can be called again.
+  if (auto e = engine_.lock()) {
+    e->remove_handler(entry_);
+  } else {
+    entry_->active.store(false);
+  }
+  if (!entry_->invocations.wait_zero(timeout)) return false;
+  entry_.reset();
+  engine_.reset();
+  return true;
 }
 
 void Subscription::detach() noexcept {

@@ -312,6 +312,7 @@ Stats Engine::stats() const {
   s.stray_responses = r(counters_.stray_responses);
   s.errors_reported = r(counters_.errors_reported);
   s.reconnects = r(counters_.reconnects);
+  s.slow_inline = r(counters_.slow_inline);
   return s;
 }
 

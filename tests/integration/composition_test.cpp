@@ -669,6 +669,15 @@ TEST_P(CompositionTest, StepsOnAnEngineThatIsNotRunningAnswer503) {
   EXPECT_EQ(m.data().size(), 2u);
 }
 
+TEST_P(CompositionTest, AStepWhoseEngineWasDestroyedAnswers503) {
+  auto gone = std::make_unique<Gilmour>(world_->backend(), test_options());
+  gone->start();
+  auto comp = c::request(*gone, topic("x"));
+  gone.reset();  // the composition outlives its engine: no dangling reference
+  auto m = run(comp, 1);
+  EXPECT_EQ(m.code(), 503);
+}
+
 TEST_P(CompositionTest, StoppingTheEngineMidwayCompletesEveryExecutionOnce) {
   auto& g = started();
   RequestOptions slow;
