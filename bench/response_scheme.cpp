@@ -3,6 +3,15 @@
 // same Redis commands, with and without 100 idle engines' response patterns.
 //
 //   gilmour_bench_response_scheme [seconds-per-run, default 1.5]
+//   gilmour_bench_response_scheme --count N [--inflight K] [--run floor|pattern|per-request]
+//                                 [--port P] [--workers W]
+//
+// The second form runs exactly N requests of one configuration and prints
+// the time taken: for `strace -c -f` (syscalls per request), with --port
+// pointing at a redis-server started elsewhere so that its own syscalls are
+// not counted; --workers sets EngineOptions::worker_threads (default 2, as
+// in the first form; 0 is the engine's default). docs/performance.md has the
+// procedure.
 //
 // What is measured, per configuration (in flight 1 or 64; 0 or 100 idle
 // PSUBSCRIBEd connections):
@@ -145,6 +154,56 @@ Result run_engine(int port, gilmour::ResponseScheme scheme, int inflight,
   return r;
 }
 
+/// Exactly `count` requests (closed loop, `inflight` at a time), each engine
+/// with `workers` worker threads (0: the engine's default); returns the
+/// seconds taken from the first request to the last completion.
+double count_engine(int port, gilmour::ResponseScheme scheme, int inflight, long count,
+                    std::size_t workers) {
+  auto quiet =
+      std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
+  gilmour::EngineOptions o;
+  o.logger = quiet;
+  o.worker_threads = workers;
+  o.error_policy = gilmour::ErrorPolicy::kIgnore;
+  std::string url = "127.0.0.1:" + std::to_string(port);
+  gilmour::Gilmour server(gilmour::redis::make_backend(url), o);
+  server.start();
+  auto sub = server.reply_to("bench.echo", [](const gilmour::Request& r, gilmour::Response& res) {
+    res.set_data(r.data());
+  });
+  o.response_scheme = scheme;
+  gilmour::Gilmour client(gilmour::redis::make_backend(url), o);
+  client.start();
+  std::atomic<long> issued{0};
+  std::atomic<long> completed{0};
+  std::atomic<long> failed{0};
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  std::function<void()> fire = [&] {
+    if (issued.fetch_add(1) >= count) return;
+    client.request("bench.echo", nlohmann::json{{"n", 1}}, [&](gilmour::Message m) {
+      if (m.code() != 200) failed.fetch_add(1);
+      if (completed.fetch_add(1) + 1 == count) {
+        std::lock_guard<std::mutex> lock(done_mu);
+        done_cv.notify_all();
+        return;
+      }
+      fire();
+    });
+  };
+  auto t0 = Clock::now();
+  for (int i = 0; i < inflight; ++i) fire();
+  {
+    std::unique_lock<std::mutex> lock(done_mu);
+    done_cv.wait(lock, [&] { return completed.load() >= count; });
+  }
+  double took = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (failed.load()) std::printf("(%ld requests failed)\n", failed.load());
+  client.stop();
+  server.stop();
+  return took;
+}
+
 // ------------------------------------------------------------------ raw floor
 
 /// The floor: the same commands with hiredis's async API on one libuv loop.
@@ -166,6 +225,20 @@ class RawFloor {
     rep_sub_ = connect(port);
   }
   ~RawFloor() { uv_loop_close(&loop_); }
+
+  /// Exactly `count` requests; returns the seconds taken.
+  double run_count(long count) {
+    limit_ = static_cast<std::uint64_t>(count);
+    const char* sub_argv[] = {"SUBSCRIBE", "gilmour.request.bench-raw"};
+    redisAsyncCommandArgv(rep_sub_, on_request, this, 2, sub_argv, nullptr);
+    const char* psub_argv[] = {"PSUBSCRIBE", "gilmour.response.raw.*"};
+    redisAsyncCommandArgv(req_sub_, on_response, this, 2, psub_argv, nullptr);
+    auto t0 = Clock::now();
+    std::thread loop([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
+    uv_async_send(&wake_);  // no window to wait for: end after the last response
+    loop.join();
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+  }
 
   Result run(std::chrono::duration<double> seconds) {
     const char* sub_argv[] = {"SUBSCRIBE", "gilmour.request.bench-raw"};
@@ -241,7 +314,7 @@ class RawFloor {
     std::string_view channel(r->element[2]->str, r->element[2]->len);
     auto seq = std::stoull(std::string(channel.substr(channel.rfind('.') + 1)));
     self->w_.record(self->starts_[seq & 1023], true);
-    if (!self->w_.stop.load()) {
+    if (!self->w_.stop.load() && self->seq_ < self->limit_) {
       self->publish_request();
     } else if (--self->outstanding_ == 0) {
       self->shutdown();
@@ -249,8 +322,8 @@ class RawFloor {
   }
   void maybe_start() {  // both subscriptions confirmed: fill the window
     if (++confirmed_ != 2) return;
-    outstanding_ = inflight_;
-    for (int i = 0; i < inflight_; ++i) publish_request();
+    outstanding_ = static_cast<int>(std::min<std::uint64_t>(inflight_, limit_));
+    for (int i = 0; i < outstanding_; ++i) publish_request();
   }
   void shutdown() {
     for (auto* ac : {req_cmd_, req_sub_, rep_cmd_, rep_sub_}) redisAsyncFree(ac);
@@ -264,6 +337,7 @@ class RawFloor {
   bool freed_ = false;
   bool wake_seen_ = false;
   std::uint64_t seq_ = 0;
+  std::uint64_t limit_ = UINT64_MAX;  // requests to send (count mode)
   std::vector<Clock::time_point> starts_;
   uv_loop_t loop_{};
   uv_async_t wake_{};
@@ -331,7 +405,61 @@ void flushall(int port) {
 
 }  // namespace
 
+/// The --count form; see the file comment.
+int count_main(int argc, char** argv) {
+  long count = 0;
+  int inflight = 1;
+  int port = 0;
+  std::size_t workers = 2;
+  std::string run = "pattern";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--count") {
+      count = std::atol(argv[i + 1]);
+    } else if (a == "--inflight") {
+      inflight = std::atoi(argv[i + 1]);
+    } else if (a == "--port") {
+      port = std::atoi(argv[i + 1]);
+    } else if (a == "--workers") {
+      workers = static_cast<std::size_t>(std::atoi(argv[i + 1]));
+    } else if (a == "--run") {
+      run = argv[i + 1];
+    } else {
+      std::cerr << "unknown option " << a << "\n";
+      return 2;
+    }
+  }
+  if (count <= 0 || inflight <= 0) {
+    std::cerr << "--count and --inflight must be positive\n";
+    return 2;
+  }
+  gilmour::test::RedisServer server;
+  if (port == 0) {
+    if (!server.start()) {
+      std::cerr << "cannot start redis-server: " << server.error() << "\n";
+      return 1;
+    }
+    port = server.port();
+  }
+  flushall(port);
+  double took = 0;
+  if (run == "floor") {
+    took = RawFloor(port, inflight).run_count(count);
+  } else if (run == "pattern") {
+    took = count_engine(port, gilmour::ResponseScheme::kEnginePattern, inflight, count, workers);
+  } else if (run == "per-request") {
+    took = count_engine(port, gilmour::ResponseScheme::kPerRequest, inflight, count, workers);
+  } else {
+    std::cerr << "--run: floor, pattern or per-request\n";
+    return 2;
+  }
+  std::printf("%s: %ld requests, %d in flight, %.3f s, %.0f req/s\n", run.c_str(), count, inflight,
+              took, static_cast<double>(count) / took);
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc > 1 && argv[1][0] == '-' && argv[1][1] == '-') return count_main(argc, argv);
   double seconds = argc > 1 ? std::atof(argv[1]) : 1.5;
   gilmour::test::RedisServer server;
   if (!server.start()) {

@@ -79,13 +79,50 @@ ThreadPool::ThreadPool(std::size_t size, std::size_t max_threads)
 
 ThreadPool::~ThreadPool() { shutdown(); }
 
+namespace {
+/// How many sleeping workers a push that grew the queue from `before` to
+/// `after` tasks must wake. A worker only goes to sleep on an empty queue and
+/// every push that leaves no more tasks than idle workers wakes one, so the
+/// first `idle` queued tasks each have a worker on its way; the rest are
+/// taken by those workers (or busy ones) when they come back for more.
+/// Pushing into a pool without idle workers costs no wake-up at all.
+std::size_t wakes_for(std::size_t before, std::size_t after, std::size_t idle) {
+  return before >= idle ? 0 : std::min(after, idle) - before;
+}
+}  // namespace
+
 void ThreadPool::submit(std::function<void()> task) {
+  std::size_t wake;
   {
     std::lock_guard<std::mutex> lock(state_->mu);
     if (state_->stopping) return;
     state_->tasks.push_back(std::move(task));
+    wake = wakes_for(state_->tasks.size() - 1, state_->tasks.size(), state_->idle);
   }
-  state_->cv.notify_one();
+  if (wake) state_->cv.notify_one();
+}
+
+void ThreadPool::submit_bulk(std::vector<std::function<void()>>& tasks) {
+  if (tasks.empty()) return;
+  std::size_t wake;
+  std::size_t idle;
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    if (state_->stopping) {
+      tasks.clear();
+      return;
+    }
+    const std::size_t before = state_->tasks.size();
+    for (auto& t : tasks) state_->tasks.push_back(std::move(t));
+    idle = state_->idle;
+    wake = wakes_for(before, state_->tasks.size(), idle);
+  }
+  tasks.clear();
+  if (wake != 0 && wake == idle) {
+    state_->cv.notify_all();  // every idle worker gets a task: one futex call
+  } else {
+    for (std::size_t i = 0; i < wake; ++i) state_->cv.notify_one();
+  }
 }
 
 void ThreadPool::shutdown() { shutdown(std::chrono::milliseconds::max()); }

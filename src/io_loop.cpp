@@ -57,8 +57,9 @@ void IoLoop::stop_and_join() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     closing_ = true;
-    uv_async_send(&async_);
+    senders_.fetch_add(1, std::memory_order_relaxed);  // see try_post
   }
+  wake();
   thread_.join();
   std::vector<std::function<void()>> dropped;
   {
@@ -72,10 +73,21 @@ bool IoLoop::try_post(std::function<void()> fn) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!started_ || (closing_ && !on_io_thread()) || closed_) return false;
     queue_.push_back(std::move(fn));
-    // Under the lock: the handle cannot be closed between the check and the send.
-    uv_async_send(&async_);
+    // Only the post that makes the queue non-empty wakes the loop: drain()
+    // empties the queue under the lock before running it, so a non-empty
+    // queue has a wake-up on its way. The send itself happens after the
+    // lock is released; senders_ (raised under the lock) keeps the loop from
+    // closing async_ until it is done.
+    if (queue_.size() != 1) return true;
+    senders_.fetch_add(1, std::memory_order_relaxed);
   }
+  wake();
   return true;
+}
+
+void IoLoop::wake() noexcept {
+  uv_async_send(&async_);
+  senders_.fetch_sub(1, std::memory_order_release);
 }
 
 bool IoLoop::on_io_thread() const noexcept {
@@ -87,7 +99,7 @@ void IoLoop::on_async(uv_async_t* handle) { static_cast<IoLoop*>(handle->data)->
 void IoLoop::drain() {
   // One batch per wake-up: tasks posted while this batch runs wait for the
   // next loop iteration, so a flood of posts never starves socket I/O and
-  // timers (each post re-arms the async handle).
+  // timers (the first post into the emptied queue re-arms the async handle).
   bool closing = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -110,6 +122,10 @@ void IoLoop::drain() {
       for (auto& fn : running_) fn();
       running_.clear();
     }
+    // No post is accepted any more (closed_); a poster that decided to wake
+    // us before that may still be inside uv_async_send. It is one
+    // non-blocking syscall away from done: wait for it before closing.
+    while (senders_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
     timers_.clear();
     uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);

@@ -43,14 +43,38 @@ void fail_op(Op& op, const Status& st) noexcept {
   });
 }
 
-/// Our libuv adapter's state for one hiredis context: a uv_poll_t on its fd.
-/// Heap-allocated; freed in the handle's close callback.
+/// Our libuv adapter's state for one hiredis context: a uv_poll_t on its fd
+/// and a uv_prepare_t, the write flush point. Heap-allocated; freed once
+/// both handles are closed.
+///
+/// Writes are flushed eagerly rather than on writability: hiredis asks for
+/// write interest (ev_add_write) for every command it buffers, and polling
+/// for it would cost an epoll_ctl to arm it, an epoll_wait wake-up and another
+/// epoll_ctl to disarm it, per loop turn. Instead ev_add_write marks the
+/// context dirty and starts the prepare handle; in the prepare phase (just
+/// before the loop blocks in epoll_wait) one redisAsyncHandleWrite() writes
+/// everything buffered during the turn. UV_WRITABLE is armed only while a
+/// connect is in progress (completion is signalled by writability) and when
+/// a write left bytes behind (socket buffer full). Interest changes that do
+/// not change the set are skipped: uv_poll_start() costs an epoll_ctl DEL and
+/// ADD each time, and hiredis re-adds read interest after every read.
 struct Connection::PollBox {
-  uv_poll_t handle{};
+  uv_poll_t poll{};
+  uv_prepare_t flush{};
   redisAsyncContext* ac = nullptr;  // null once hiredis has cleaned up
-  int events = 0;
+  int events = 0;                   // the poll handle's interest set
+  bool dirty = false;               // buffered output waits for the flush
+  int open = 0;                     // handles not closed yet
   Connection* owner = nullptr;
 };
+
+namespace {
+/// True while a flush callback runs: a write requested then (the flushed
+/// write left bytes behind, or a callback it triggered wrote on another
+/// connection) polls for writability, as a prepare handle started during the
+/// prepare phase would only run after the loop has blocked.
+thread_local bool tl_flushing = false;
+}  // namespace
 
 Connection::Connection(Role role, const Options& options, ConnectionOwner& owner)
     : role_(role),
@@ -82,65 +106,97 @@ void Connection::on_poll_cb(uv_poll_t* h, int status, int events) {
   guarded([&] {
     if (box->ac && (ev & UV_READABLE)) redisAsyncHandleRead(box->ac);
     if (box->ac && (ev & UV_WRITABLE)) redisAsyncHandleWrite(box->ac);
-    if (status < 0 && box->ac && box->events) uv_poll_start(&box->handle, box->events, on_poll_cb);
+    if (status < 0 && box->ac) set_events(box, box->events);  // restarts the stopped handle
   });
 }
 
-namespace {
-/// Applies a new interest set to the poll handle (stopping it when empty).
-template <typename Box>
-void set_events(Box* box, int events, uv_poll_cb cb) {
+void Connection::on_flush_cb(uv_prepare_t* h) {
+  auto* box = static_cast<PollBox*>(h->data);
+  uv_prepare_stop(h);
+  if (!box->dirty || !box->ac) return;
+  box->dirty = false;
+  tl_flushing = true;
+  // On a write error hiredis tears the context down from here (ev_cleanup
+  // closes the handles; the box itself lives until their close callbacks).
+  guarded([&] { redisAsyncHandleWrite(box->ac); });
+  tl_flushing = false;
+}
+
+void Connection::set_events(PollBox* box, int events) {
+  // Unchanged and in effect: nothing to do (libuv would DEL and ADD the fd).
+  const bool active = uv_is_active(reinterpret_cast<uv_handle_t*>(&box->poll)) != 0;
+  if (events == box->events && (events == 0 || active)) return;
   box->events = events;
   if (events) {
-    uv_poll_start(&box->handle, events, cb);
-  } else {
-    uv_poll_stop(&box->handle);
+    uv_poll_start(&box->poll, events, on_poll_cb);
+  } else if (active) {
+    uv_poll_stop(&box->poll);
   }
 }
-}  // namespace
 
 void Connection::ev_add_read(void* p) {
   auto* box = static_cast<PollBox*>(p);
-  set_events(box, box->events | UV_READABLE, on_poll_cb);
+  set_events(box, box->events | UV_READABLE);
 }
 
 void Connection::ev_del_read(void* p) {
   auto* box = static_cast<PollBox*>(p);
-  set_events(box, box->events & ~UV_READABLE, on_poll_cb);
+  set_events(box, box->events & ~UV_READABLE);
 }
 
 void Connection::ev_add_write(void* p) {
   auto* box = static_cast<PollBox*>(p);
-  set_events(box, box->events | UV_WRITABLE, on_poll_cb);
+  if (!box->ac || (box->events & UV_WRITABLE)) return;  // the poll handle writes
+  if (tl_flushing || !(box->ac->c.flags & REDIS_CONNECTED)) {
+    // Bytes left behind, a write during the flush phase, or a connect in
+    // progress (hiredis learns of its completion from writability).
+    set_events(box, box->events | UV_WRITABLE);
+    return;
+  }
+  if (!box->dirty) {
+    box->dirty = true;
+    uv_prepare_start(&box->flush, on_flush_cb);
+  }
 }
 
 void Connection::ev_del_write(void* p) {
   auto* box = static_cast<PollBox*>(p);
-  set_events(box, box->events & ~UV_WRITABLE, on_poll_cb);
+  if (box->dirty) {
+    box->dirty = false;
+    uv_prepare_stop(&box->flush);
+  }
+  set_events(box, box->events & ~UV_WRITABLE);
 }
 
 void Connection::ev_cleanup(void* p) {
   auto* box = static_cast<PollBox*>(p);
   if (!box->ac) return;
   box->ac = nullptr;
-  uv_close(reinterpret_cast<uv_handle_t*>(&box->handle), [](uv_handle_t* h) {
+  box->dirty = false;
+  auto closed = [](uv_handle_t* h) {
     auto* b = static_cast<PollBox*>(h->data);
+    if (--b->open > 0) return;
     Connection* owner = b->owner;
     delete b;
     guarded([&] { owner->handle_closed(); });
-  });
+  };
+  uv_close(reinterpret_cast<uv_handle_t*>(&box->poll), closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&box->flush), closed);
 }
 
 bool Connection::attach(redisAsyncContext* ac) {
   auto* box = new PollBox;
   box->owner = this;
   box->ac = ac;
-  if (uv_poll_init(loop_, &box->handle, ac->c.fd) != 0) {
+  if (uv_poll_init(loop_, &box->poll, ac->c.fd) != 0) {
     delete box;
     return false;
   }
-  box->handle.data = box;
-  ++handles_;
+  uv_prepare_init(loop_, &box->flush);  // cannot fail
+  box->poll.data = box;
+  box->flush.data = box;
+  box->open = 2;
+  ++handles_;  // the box counts as one handle: handle_closed() runs once both are closed
   ac->ev.data = box;
   ac->ev.addRead = ev_add_read;
   ac->ev.delRead = ev_del_read;

@@ -8,7 +8,10 @@
 // POLLERR as UV_EBADF and stops the handle), so a refused connect or a
 // reset connection would hang forever; it also frees its handle in a
 // callback we could not wait for, and close() must know when nothing of
-// the backend is left on the loop.
+// the backend is left on the loop. Owning it also lets it flush writes once
+// per loop turn instead of polling for writability per command, and skip
+// interest changes that change nothing (see PollBox in connection.cpp and
+// docs/performance.md).
 //
 // hiredis rules this code relies on (0.14.1, async.c):
 // - redisAsyncFree() from a reply callback is deferred until the callback
@@ -141,6 +144,8 @@ class Connection {
   static void on_reply_cb(redisAsyncContext* ac, void* reply, void* privdata);
   static void on_timer_cb(uv_timer_t* t);
   static void on_poll_cb(uv_poll_t* h, int status, int events);
+  static void on_flush_cb(uv_prepare_t* h);
+  static void set_events(PollBox* box, int events);
   static void ev_add_read(void* p);
   static void ev_del_read(void* p);
   static void ev_add_write(void* p);
@@ -171,7 +176,7 @@ class Connection {
   uv_loop_t* loop_ = nullptr;
   uv_timer_t timer_{};
   State state_ = State::kUninit;
-  int handles_ = 0;  // open libuv handles: the timer and the poll handle
+  int handles_ = 0;  // open libuv handles: the timer and the adapter (poll + prepare)
   redisAsyncContext* ac_ = nullptr;
   RingQueue<Op> ops_;
   int handshake_left_ = 0;

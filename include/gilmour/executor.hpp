@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <vector>
 
 namespace gilmour {
 
@@ -45,7 +46,15 @@ class ThreadPool : public Executor {
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
+  /// Queues `task`. Wakes a worker only when one is idle; with every
+  /// worker busy it costs one uncontended lock.
   void submit(std::function<void()> task) override;
+  /// Queues every task of `tasks`, in order, under one lock (`tasks` is
+  /// moved from and left empty, its capacity kept for reuse): the way to
+  /// hand over a batch, e.g. the messages of one socket read. Wakes at most
+  /// as many workers as there are tasks, with one call when that is every
+  /// idle worker. Dropped after shutdown, like submit().
+  void submit_bulk(std::vector<std::function<void()>>& tasks);
   /// Stops accepting tasks, runs what is queued and waits for the workers
   /// to exit.
   void shutdown();
