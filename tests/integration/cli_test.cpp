@@ -439,7 +439,8 @@ TEST_F(CliTest, ErrorsFromTheQueueAndTheChannel) {
   // The record is pushed after the response: wait for it.
   RawRedis raw(target());
   auto deadline = std::chrono::steady_clock::now() + kWait;
-  while (raw.list_range("gilmour.errorqueue").empty() && std::chrono::steady_clock::now() < deadline)
+  while (raw.list_range("gilmour.errorqueue").empty() &&
+         std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(20ms);
   r = run(cmd({"errors", "--queue"}));
   EXPECT_EQ(r.code, 0) << r.err;

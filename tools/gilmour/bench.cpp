@@ -143,11 +143,11 @@ void summarize(const BenchArgs& a, double elapsed, std::vector<Lane>& lanes, con
   if (a.json) {
     nlohmann::json c = nlohmann::json::object();
     for (auto& [code, n] : codes) c[std::to_string(code)] = n;
-    nlohmann::json j = {{"mode", a.mode},       {"topic", a.topic},    {"duration_s", elapsed},
-                        {"inflight", a.inflight}, {"total", total},      {"ok", ok},
-                        {"failed", failed},     {"rate", rate},        {"p50_ms", p50},
-                        {"p90_ms", p90},        {"p99_ms", p99},       {"max_ms", max},
-                        {"codes", c}};
+    nlohmann::json j = {
+        {"mode", a.mode}, {"topic", a.topic}, {"duration_s", elapsed}, {"inflight", a.inflight},
+        {"total", total}, {"ok", ok},         {"failed", failed},      {"rate", rate},
+        {"p50_ms", p50},  {"p90_ms", p90},    {"p99_ms", p99},         {"max_ms", max},
+        {"codes", c}};
     if (a.mode == "signal") {
       j["receivers_avg"] = total ? static_cast<double>(receivers) / static_cast<double>(total) : 0;
     }
@@ -221,20 +221,19 @@ int bench_signal(const BenchArgs& a, Gilmour& engine) {
   Driver driver(a.inflight);
   driver.set_op([&](Lane& l, std::function<void()> next) {
     auto t0 = Clock::now();
-    engine.signal(a.topic, data,
-                  [&driver, &l, t0, next = std::move(next)](const SignalResult& r) {
-                    l.latencies_ms.push_back(
-                        std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-                    if (r.ok()) {
-                      ++l.ok;
-                      l.receivers += r.receivers;
-                    } else {
-                      ++l.failed;
-                      driver.failed.fetch_add(1);
-                    }
-                    driver.done.fetch_add(1);
-                    next();
-                  });
+    engine.signal(a.topic, data, [&driver, &l, t0, next = std::move(next)](const SignalResult& r) {
+      l.latencies_ms.push_back(
+          std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+      if (r.ok()) {
+        ++l.ok;
+        l.receivers += r.receivers;
+      } else {
+        ++l.failed;
+        driver.failed.fetch_add(1);
+      }
+      driver.done.fetch_add(1);
+      next();
+    });
   });
   driver.start();
   double elapsed = run_for(a.duration_s > 0 ? a.duration_s : 5, driver.done, driver.failed, "sig");

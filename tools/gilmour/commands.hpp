@@ -79,7 +79,7 @@ struct BenchArgs {
   std::string data = "bench";
   long long size = -1;  ///< >= 0: a string of this many bytes instead of data
   int inflight = 8;
-  double duration_s = 5;
+  double duration_s = 0;  ///< 0: 5 s for request/signal, until interrupted for reply
   int timeout_ms = 5000;
   bool json = false;
 };

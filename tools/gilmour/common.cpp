@@ -132,8 +132,8 @@ void start_engine(Gilmour& engine, const Global& g) {
   try {
     engine.start();
   } catch (const ConnectionError& e) {
-    throw Failure(kExitUnreachable,
-                  "cannot connect to Redis at " + redact_url(g.url) + ": " + scrub(e.what(), g.url));
+    throw Failure(kExitUnreachable, "cannot connect to Redis at " + redact_url(g.url) + ": " +
+                                        scrub(e.what(), g.url));
   }
 }
 
@@ -175,7 +175,7 @@ ChannelInfo classify_channel(std::string_view channel) {
     bool strip;
   };
   static constexpr Prefix kPrefixes[] = {
-      {"gilmour.request.", "request", true},  {"gilmour.slot.", "signal", true},
+      {"gilmour.request.", "request", true},   {"gilmour.slot.", "signal", true},
       {"gilmour.response.", "response", true}, {"gilmour.health.", "health", false},
       {"gilmour.error", "error", false},
   };

@@ -80,8 +80,8 @@ ExecResult run_command(const std::string& command, const std::string& input,
   posix_spawnattr_init(&attr);
   // Own process group (killed as a whole), no blocked signals, default
   // dispositions for the ones the tool blocks or ignores.
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   posix_spawnattr_setpgroup(&attr, 0);
   sigset_t mask;
   sigemptyset(&mask);

@@ -1,5 +1,7 @@
 // gilmour health [--watch]: every process registered in
 // gilmour.known_host.health, its topics, and whether it answers a ping now.
+#include <spdlog/spdlog.h>
+
 #include <iostream>
 
 #include "commands.hpp"
@@ -57,7 +59,13 @@ void print_json(const HealthReport& r) {
 }  // namespace
 
 int run_health(const Global& g, const HealthArgs& a) {
-  auto engine = make_engine(g, engine_options(g));
+  auto opts = engine_options(g);
+  if (!g.verbose) {
+    // The bulletin warns about every silent process; the report says it already.
+    opts.logger = opts.logger->clone("gilmour-cli-health");
+    opts.logger->set_level(spdlog::level::err);
+  }
+  auto engine = make_engine(g, std::move(opts));
   start_engine(*engine, g);
   HealthBulletinOptions bo;
   bo.timeout = std::chrono::milliseconds(a.timeout_ms);

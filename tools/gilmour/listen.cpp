@@ -110,9 +110,8 @@ class Printer {
       }
     }
     if (args_.json) {
-      nlohmann::json j = {{"time", timestamp(now)}, {"kind", info.kind},
-                          {"topic", topic},         {"channel", req.channel()},
-                          {"sender", sender},       {"code", m.code()},
+      nlohmann::json j = {{"time", timestamp(now)},   {"kind", info.kind}, {"topic", topic},
+                          {"channel", req.channel()}, {"sender", sender},  {"code", m.code()},
                           {"data", m.data()}};
       if (latency_ms >= 0) j["latency_ms"] = latency_ms;
       std::cout << dump(j) << "\n";

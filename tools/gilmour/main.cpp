@@ -76,12 +76,12 @@ int main(int argc, char** argv) {
   gilmour::cli::ListenArgs lis;
   auto* listen = app.add_subcommand(
       "listen", "Print the signals, requests and responses on matching topics as they pass");
-  listen->add_option("pattern", lis.patterns,
-                     "Topic patterns (Redis glob: `*` matches anything, dots included); a name "
-                     "starting with gilmour. is taken as a raw channel")
+  listen
+      ->add_option("pattern", lis.patterns,
+                   "Topic patterns (Redis glob: `*` matches anything, dots included); a name "
+                   "starting with gilmour. is taken as a raw channel")
       ->required();
-  listen->add_option("-n,--count", lis.count, "Exit after N messages")
-      ->check(CLI::PositiveNumber);
+  listen->add_option("-n,--count", lis.count, "Exit after N messages")->check(CLI::PositiveNumber);
   listen->add_flag("--json", lis.json, "One JSON object per line");
   listen->add_flag("--no-responses", lis.no_responses,
                    "Do not follow responses (saves a PSUBSCRIBE gilmour.response.*)");
@@ -92,29 +92,34 @@ int main(int argc, char** argv) {
 
   // reply
   gilmour::cli::ReplyArgs rep;
-  auto* reply =
-      app.add_subcommand("reply", "Serve a topic by running a shell command per request");
+  auto* reply = app.add_subcommand("reply", "Serve a topic by running a shell command per request");
   reply->add_option("topic", rep.topic, "Topic to serve")->required();
-  reply->add_option("-e,--exec", rep.exec,
-                    "Command run with /bin/sh -c; request data on stdin, response on stdout")
+  reply
+      ->add_option("-e,--exec", rep.exec,
+                   "Command run with /bin/sh -c; request data on stdin, response on stdout")
       ->required();
   reply->add_option("-g,--group", rep.group, "Exclusion group (default _default)");
-  reply->add_option("-t,--timeout", rep.timeout_ms,
-                    "Handler deadline in ms (default 60000): the command is killed, 499 answered")
+  reply
+      ->add_option("-t,--timeout", rep.timeout_ms,
+                   "Handler deadline in ms (default 60000): the command is killed, 499 answered")
       ->check(CLI::Range(1, 24 * 3600 * 1000));
-  reply->add_option("-c,--concurrency", rep.concurrency,
-                    "Commands running at once (default 4); more requests wait")
+  reply
+      ->add_option("-c,--concurrency", rep.concurrency,
+                   "Commands running at once (default 4); more requests wait")
       ->check(CLI::Range(1, 1024));
-  reply->add_option("--max-queue", rep.max_queue,
-                    "Requests waiting beyond this are answered 503 at once (default 1000)")
+  reply
+      ->add_option("--max-queue", rep.max_queue,
+                   "Requests waiting beyond this are answered 503 at once (default 1000)")
       ->check(CLI::Range(0, 1000000));
-  reply->add_option("--max-output", rep.max_output,
-                    "Kill the command and answer 500 beyond this many bytes of output "
-                    "(default 1048576)")
+  reply
+      ->add_option("--max-output", rep.max_output,
+                   "Kill the command and answer 500 beyond this many bytes of output "
+                   "(default 1048576)")
       ->check(CLI::Range(1LL, 64LL << 20));
   reply->add_flag("--health", rep.health, "Register for health checks (gilmour health)");
-  reply->add_option("--error-policy", rep.error_policy,
-                    "Error records of failed requests: publish (default), queue or ignore")
+  reply
+      ->add_option("--error-policy", rep.error_policy,
+                   "Error records of failed requests: publish (default), queue or ignore")
       ->check(CLI::IsMember({"publish", "queue", "ignore"}));
   reply->add_flag("-q,--quiet", rep.quiet, "Do not log each request on stderr");
   reply->footer(
@@ -147,8 +152,7 @@ int main(int argc, char** argv) {
                    "Read the error queue (list gilmour.errorqueue) instead of the channel");
   errors->add_flag("-f,--follow", err.follow,
                    "With --queue: after the records present, print new ones as they come");
-  errors->add_option("-n,--count", err.count,
-                     "Channel: exit after N records; queue: the N newest")
+  errors->add_option("-n,--count", err.count, "Channel: exit after N records; queue: the N newest")
       ->check(CLI::PositiveNumber);
   errors->add_flag("--json", err.json, "Print each record as JSON");
   errors->add_option("--channel", err.channel, "Error channel (default gilmour.error)");
@@ -172,7 +176,8 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(0LL, 64LL << 20));
     sub->add_option("-k,--inflight", ben.inflight, "Operations in flight at once (default 8)")
         ->check(CLI::Range(1, 100000));
-    sub->add_option("-d,--duration", ben.duration_s, "Seconds to run (default 5)")
+    sub->add_option("-d,--duration", ben.duration_s,
+                    "Seconds to run (default 5; reply: until interrupted)")
         ->check(CLI::PositiveNumber);
     sub->add_option("-t,--timeout", ben.timeout_ms, "Request timeout in ms (default 5000)")
         ->check(CLI::Range(1, 3600 * 1000));

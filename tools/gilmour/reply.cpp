@@ -36,7 +36,7 @@ struct Job {
 
 class Workers {
  public:
-  Workers(const ReplyArgs& a) : args_(a) {
+  explicit Workers(const ReplyArgs& a) : args_(a) {
     for (int i = 0; i < a.concurrency; ++i) threads_.emplace_back([this] { run(); });
   }
   ~Workers() { shutdown(); }
@@ -135,9 +135,9 @@ class Workers {
     }
     bool sent = job.answer.respond(data, code);
     if (!args_.quiet) {
-      auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                          job.arrived)
-                    .count();
+      auto ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - job.arrived)
+              .count();
       char buf[32];
       std::snprintf(buf, sizeof buf, "%.1f", ms);
       std::lock_guard<std::mutex> lock(log_mu_);

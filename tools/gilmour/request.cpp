@@ -42,7 +42,8 @@ int run_signal(const Global& g, const SignalArgs& a) {
     std::cerr << "gilmour: signal " << a.topic << ": " << r.status.message() << "\n";
     return r.receivers == 0 && a.confirm ? kExitFailed : kExitUnreachable;
   }
-  if (g.verbose) std::cerr << "gilmour: signal " << a.topic << ": " << r.receivers << " receivers\n";
+  if (g.verbose)
+    std::cerr << "gilmour: signal " << a.topic << ": " << r.receivers << " receivers\n";
   return kExitOk;
 }
 
