@@ -4,12 +4,14 @@
 // Processes are synchronised on what they print (`listening on`, `serving`)
 // and on their exit, never on sleeps; every wait has a generous deadline
 // (the suite also runs under sanitizers on small machines).
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <condition_variable>
+#include <gilmour/error_record.hpp>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -90,6 +92,21 @@ class Cli {
     return cv_.wait_for(lock, timeout, [&] {
       return err_.find(needle) != std::string::npos || (exit_code_ >= 0 && eof_ == 2);
     }) && err_.find(needle) != std::string::npos;
+  }
+  /// Waits for a complete stderr line containing `needle`; returns what
+  /// follows `needle` on it ("" on timeout).
+  std::string wait_err_line(const std::string& needle, std::chrono::seconds timeout = kWait) {
+    std::unique_lock<std::mutex> lock(mu_);
+    std::string rest;
+    cv_.wait_for(lock, timeout, [&] {
+      auto pos = err_.find(needle);
+      if (pos == std::string::npos) return exit_code_ >= 0 && eof_ == 2;
+      auto nl = err_.find('\n', pos);
+      if (nl == std::string::npos) return exit_code_ >= 0 && eof_ == 2;
+      rest = err_.substr(pos + needle.size(), nl - pos - needle.size());
+      return true;
+    });
+    return rest;
   }
   /// Waits for the exit (and the end of its output); -1 on timeout.
   int wait_exit(std::chrono::seconds timeout = kWait) {
@@ -344,6 +361,33 @@ TEST_F(CliTest, ReplyKillsCommandsAtTheDeadlineAndBeyondTheOutputLimit) {
   EXPECT_EQ(s3->terminate(), 0);
 }
 
+TEST_F(CliTest, ReplyBoundsConcurrencyAndAnswers503BeyondTheQueue) {
+  char dir_template[] = "/tmp/gilmour-cli-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  std::string dir = dir_template;
+  auto t = topic("bounded");
+  // The command says it started, then waits for the test's go.
+  auto server =
+      serve(t, "touch " + dir + "/started; while [ ! -e " + dir + "/go ]; do sleep 0.05; done; cat",
+            {"--concurrency", "1", "--max-queue", "0"});
+  Cli first(cmd({"request", t, "first"}));
+  auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (::access((dir + "/started").c_str(), F_OK) != 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);  // polling a condition (the file), not a guess
+  }
+  auto r = run(cmd({"request", t, "second"}));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(contains(r.err, "503 gilmour reply: too many requests waiting")) << r.err;
+  ASSERT_EQ(::close(::open((dir + "/go").c_str(), O_CREAT | O_WRONLY, 0600)), 0);
+  EXPECT_EQ(first.wait_exit(), 0) << first.err();
+  EXPECT_EQ(first.out(), "first\n");
+  EXPECT_EQ(server->terminate(), 0);
+  ::unlink((dir + "/started").c_str());
+  ::unlink((dir + "/go").c_str());
+  ::rmdir(dir.c_str());
+}
+
 TEST_F(CliTest, ListenSeesSignalsRequestsAndResponses) {
   auto pattern = topic("item.*");
   Cli listen(cmd({"listen", pattern, "--count", "3", "--json"}));
@@ -396,10 +440,8 @@ TEST_F(CliTest, ListenTextLinesAndSignalConfirm) {
 TEST_F(CliTest, HealthListsLiveProcessesAndFailsOnASilentOne) {
   auto t = topic("healthy");
   auto server = serve(t, "cat", {"--health"});
-  ASSERT_TRUE(server->wait_err("health ident "));
-  auto err = server->err();
-  auto pos = err.find("health ident ") + 13;
-  auto ident = err.substr(pos, err.find('\n', pos) - pos);
+  auto ident = server->wait_err_line("health ident ");
+  ASSERT_FALSE(ident.empty()) << server->err();
 
   auto r = run(cmd({"health"}));
   EXPECT_EQ(r.code, 0) << r.out << r.err;
@@ -464,6 +506,47 @@ TEST_F(CliTest, ErrorsFromTheQueueAndTheChannel) {
   EXPECT_TRUE(contains(errors.out(), " 500 " + p + " ")) << errors.out();
   EXPECT_EQ(server->terminate(), 0);
   EXPECT_EQ(s2->terminate(), 0);
+}
+
+TEST_F(CliTest, ErrorsFollowTheQueue) {
+  RawRedis raw(target());
+  auto record = [&](const std::string& topic) {
+    ErrorRecord r;
+    r.topic = topic;
+    r.sender = "s1";
+    r.timestamp = ErrorRecord::now_timestamp();
+    r.backtrace = "broken " + topic;
+    r.code = 500;
+    return r.dump();
+  };
+  auto key = topic("errorqueue");
+  raw.command({"LPUSH", key, record(topic("old"))});
+  Cli follow(cmd({"errors", "--queue", "--queue-key", key, "--follow", "--interval", "50"}));
+  ASSERT_TRUE(follow.wait_err("following " + key)) << follow.err();
+  raw.command({"LPUSH", key, record(topic("new1"))});
+  raw.command({"LPUSH", key, record(topic("new2"))});
+  auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (!contains(follow.out(), topic("new2")) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(follow.terminate(), 0);
+  auto got = lines(follow.out());
+  ASSERT_EQ(got.size(), 3u) << follow.out();
+  EXPECT_TRUE(contains(got[0], topic("old")));
+  EXPECT_TRUE(contains(got[1], topic("new1")));
+  EXPECT_TRUE(contains(got[2], topic("new2")));
+  EXPECT_TRUE(contains(got[2], "error=\"broken " + topic("new2") + "\"")) << got[2];
+}
+
+TEST_F(CliTest, ListenPrintsAMessageOnceWhenPatternsOverlap) {
+  Cli listen(cmd({"listen", topic("a.*"), topic("a.b"), "-n", "2", "--json", "--no-responses"}));
+  ASSERT_TRUE(listen.wait_err("listening on")) << listen.err();
+  EXPECT_EQ(run(cmd({"signal", topic("a.b"), "1"})).code, 0);
+  EXPECT_EQ(run(cmd({"signal", topic("a.b"), "2"})).code, 0);
+  ASSERT_EQ(listen.wait_exit(), 0) << listen.err();
+  auto got = lines(listen.out());
+  ASSERT_EQ(got.size(), 2u) << listen.out();
+  EXPECT_EQ(nlohmann::json::parse(got[0])["data"], 1);
+  EXPECT_EQ(nlohmann::json::parse(got[1])["data"], 2);
 }
 
 TEST_F(CliTest, BenchShortRuns) {

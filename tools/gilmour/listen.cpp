@@ -207,7 +207,7 @@ int run_listen(const Global& g, const ListenArgs& a) {
   stop::graceful(true);
   std::string list;
   for (auto& c : channels) list += " " + c;
-  std::cerr << "gilmour: listening on" << list << std::endl;
+  std::cerr << "gilmour: listening on" + list + "\n" << std::flush;
   stop::wait();
   subs.clear();
   engine->stop(std::chrono::seconds(2));

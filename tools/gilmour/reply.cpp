@@ -191,11 +191,12 @@ int run_reply(const Global& g, const ReplyArgs& a) {
       ho);
   start_engine(*engine, g);
   stop::graceful(true);
-  std::cerr << "gilmour: serving " << a.topic << " (group "
-            << (a.group.empty() ? "_default" : a.group) << ", " << a.concurrency
-            << " at once) with: " << a.exec;
-  if (a.health) std::cerr << "; health ident " << engine->health_ident();
-  std::cerr << std::endl;
+  // One write, so that a reader never sees half of this line.
+  std::string ready = "gilmour: serving " + a.topic + " (group " +
+                      (a.group.empty() ? std::string("_default") : a.group) + ", " +
+                      std::to_string(a.concurrency) + " at once) with: " + a.exec;
+  if (a.health) ready += "; health ident " + engine->health_ident();
+  std::cerr << ready + "\n" << std::flush;
   stop::wait();
   // Take no new requests, let running commands finish (up to the drain
   // timeout), then kill what is left.
