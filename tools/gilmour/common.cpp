@@ -199,15 +199,23 @@ std::string describe_channel(std::string_view channel) {
 
 namespace stop {
 namespace {
-std::mutex mu;
-std::condition_variable cv;
-bool requested_flag = false;
-bool by_signal_flag = false;
-std::atomic<bool> graceful_flag{false};
+// Never destroyed: the signal thread may still use it while main() returns.
+struct State {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool requested = false;
+  bool by_signal = false;
+  std::atomic<bool> graceful{false};
+};
+State& state() {
+  static State* s = new State;  // NOLINT(cppcoreguidelines-owning-memory): see above
+  return *s;
+}
 }  // namespace
 
 void install() {
   ::signal(SIGPIPE, SIG_IGN);  // a closed stdout is an error on write, not a death
+  state();                     // constructed before the thread starts
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
@@ -217,48 +225,50 @@ void install() {
     for (;;) {
       int sig = 0;
       if (sigwait(&set, &sig) != 0) continue;
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        if (!graceful_flag.load() || by_signal_flag) {
-          std::fflush(stdout);
-          std::_Exit(kExitInterrupted);
-        }
-        requested_flag = true;
-        by_signal_flag = true;
+      auto& st = state();
+      std::lock_guard<std::mutex> lock(st.mu);
+      if (!st.graceful.load() || st.by_signal) {
+        std::fflush(stdout);
+        std::_Exit(kExitInterrupted);
       }
-      cv.notify_all();
+      st.requested = true;
+      st.by_signal = true;
+      st.cv.notify_all();
     }
   }).detach();
 }
 
-void graceful(bool on) { graceful_flag.store(on); }
+void graceful(bool on) { state().graceful.store(on); }
 
 void request() {
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    requested_flag = true;
-  }
-  cv.notify_all();
+  auto& st = state();
+  std::lock_guard<std::mutex> lock(st.mu);
+  st.requested = true;
+  st.cv.notify_all();
 }
 
 bool requested() {
-  std::lock_guard<std::mutex> lock(mu);
-  return requested_flag;
+  auto& st = state();
+  std::lock_guard<std::mutex> lock(st.mu);
+  return st.requested;
 }
 
 bool wait_for(std::chrono::milliseconds d) {
-  std::unique_lock<std::mutex> lock(mu);
-  return cv.wait_for(lock, d, [] { return requested_flag; });
+  auto& st = state();
+  std::unique_lock<std::mutex> lock(st.mu);
+  return st.cv.wait_for(lock, d, [&] { return st.requested; });
 }
 
 void wait() {
-  std::unique_lock<std::mutex> lock(mu);
-  cv.wait(lock, [] { return requested_flag; });
+  auto& st = state();
+  std::unique_lock<std::mutex> lock(st.mu);
+  st.cv.wait(lock, [&] { return st.requested; });
 }
 
 bool by_signal() {
-  std::lock_guard<std::mutex> lock(mu);
-  return by_signal_flag;
+  auto& st = state();
+  std::lock_guard<std::mutex> lock(st.mu);
+  return st.by_signal;
 }
 }  // namespace stop
 
