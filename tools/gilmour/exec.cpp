@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 
 extern char** environ;
 
@@ -94,7 +95,14 @@ ExecResult run_command(const std::string& command, const std::string& input,
   posix_spawnattr_setsigdefault(&attr, &defaults);
 
   std::vector<std::string> env_strings;
-  for (char** e = environ; e && *e; ++e) env_strings.emplace_back(*e);
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view var(*e);
+    bool replaced = std::any_of(env.begin(), env.end(), [&](const std::string& x) {
+      auto eq = x.find('=');
+      return var.substr(0, eq + 1) == std::string_view(x).substr(0, eq + 1);
+    });
+    if (!replaced) env_strings.emplace_back(var);
+  }
   env_strings.insert(env_strings.end(), env.begin(), env.end());
   std::vector<char*> envp;
   for (auto& e : env_strings) envp.push_back(e.data());
