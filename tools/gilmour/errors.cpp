@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <memory>
 #include <mutex>
 
 #include "commands.hpp"
@@ -51,14 +52,14 @@ class QueueReader {
       throw Failure(kExitUsage, "bad URL " + redact_url(g.url));
     }
     timeval tv{g.connect_timeout_ms / 1000, (g.connect_timeout_ms % 1000) * 1000};
-    ctx_ = o.unix_socket.empty() ? redisConnectWithTimeout(o.host.c_str(), o.port, tv)
-                                 : redisConnectUnixWithTimeout(o.unix_socket.c_str(), tv);
+    ctx_.reset(o.unix_socket.empty() ? redisConnectWithTimeout(o.host.c_str(), o.port, tv)
+                                     : redisConnectUnixWithTimeout(o.unix_socket.c_str(), tv));
     auto where = "cannot connect to Redis at " + redact_url(g.url) + ": ";
     if (!ctx_ || ctx_->err) {
       throw Failure(kExitUnreachable, where + (ctx_ ? ctx_->errstr : "out of memory"));
     }
     timeval cmd{5, 0};
-    redisSetTimeout(ctx_, cmd);
+    redisSetTimeout(ctx_.get(), cmd);
     if (!o.password.empty()) {
       std::vector<std::string> auth = {"AUTH"};
       if (!o.user.empty()) auth.push_back(o.user);
@@ -66,9 +67,6 @@ class QueueReader {
       expect_ok(command(auth), where + "AUTH failed");
     }
     if (o.db != 0) expect_ok(command({"SELECT", std::to_string(o.db)}), where + "SELECT failed");
-  }
-  ~QueueReader() {
-    if (ctx_) redisFree(ctx_);
   }
   QueueReader(const QueueReader&) = delete;
   QueueReader& operator=(const QueueReader&) = delete;
@@ -100,7 +98,7 @@ class QueueReader {
       lens.push_back(a.size());
     }
     return static_cast<redisReply*>(
-        redisCommandArgv(ctx_, static_cast<int>(args.size()), argv.data(), lens.data()));
+        redisCommandArgv(ctx_.get(), static_cast<int>(args.size()), argv.data(), lens.data()));
   }
   void expect_ok(redisReply* r, const std::string& what) {
     bool ok = r && r->type != REDIS_REPLY_ERROR;
@@ -108,7 +106,10 @@ class QueueReader {
     if (r) freeReplyObject(r);
     if (!ok) throw Failure(kExitUnreachable, what + ": " + detail);
   }
-  redisContext* ctx_ = nullptr;
+  struct Free {
+    void operator()(redisContext* c) const noexcept { redisFree(c); }
+  };
+  std::unique_ptr<redisContext, Free> ctx_;  // freed also when the constructor throws
 };
 
 /// How many entries at the head of `now` (newest first) are new since
