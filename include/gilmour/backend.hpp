@@ -29,20 +29,27 @@
 #include <utility>
 #include <vector>
 
+#include "gilmour/export.hpp"
+
 namespace gilmour {
 
 /// The outcome of a backend operation: ok, or an error text.
-class Status {
+class GILMOUR_API Status {
  public:
+  /// A success.
   Status() = default;
+  /// A failure with the error text `text`.
   static Status error(std::string text) {
     Status s;
     s.error_ = std::move(text);
     s.ok_ = false;
     return s;
   }
+  /// True for a success.
   bool ok() const noexcept { return ok_; }
+  /// Same as ok().
   explicit operator bool() const noexcept { return ok_; }
+  /// The error text; empty for a success.
   const std::string& message() const noexcept { return error_; }
 
  private:
@@ -51,7 +58,7 @@ class Status {
 };
 
 /// The engine's I/O thread, as a backend sees it.
-class IoContext {
+class GILMOUR_API IoContext {
  public:
   virtual ~IoContext() = default;
   /// Runs `fn` on the I/O thread, in order with other posted functions.
@@ -67,7 +74,7 @@ class IoContext {
 enum class ConnectionState { kConnected, kDisconnected, kReconnected };
 
 /// What a backend reports to the engine. Called on the I/O thread.
-class BackendListener {
+class GILMOUR_API BackendListener {
  public:
   virtual ~BackendListener() = default;
   /// A message arrived on `channel`; `pattern` is the matching pattern of a
@@ -80,11 +87,15 @@ class BackendListener {
 };
 
 /// The transport interface. See the file comment for the threading contract.
-class Backend {
+class GILMOUR_API Backend {
  public:
+  /// Completion of an operation without a result.
   using StatusCallback = std::function<void(const Status&)>;
+  /// Completion with a count (publish receivers, subscriber count).
   using CountCallback = std::function<void(const Status&, std::int64_t)>;
+  /// Completion with a yes/no result (the exclusion lock).
   using BoolCallback = std::function<void(const Status&, bool)>;
+  /// Completion with a hash's field/value pairs.
   using HashCallback =
       std::function<void(const Status&, std::vector<std::pair<std::string, std::string>>)>;
 
@@ -103,6 +114,7 @@ class Backend {
   /// SUBSCRIBE (or PSUBSCRIBE when `pattern`); `done` when confirmed.
   /// Subscriptions are kept across reconnects until unsubscribe().
   virtual void subscribe(const std::string& channel, bool pattern, StatusCallback done) = 0;
+  /// UNSUBSCRIBE (or PUNSUBSCRIBE when `pattern`); `done` when confirmed.
   virtual void unsubscribe(const std::string& channel, bool pattern, StatusCallback done) = 0;
 
   /// PUBLISH; `done` gets the number of subscriptions that received it.
@@ -110,11 +122,13 @@ class Backend {
   /// `SET key key NX EX ttl`; `done` gets true when this call won the lock.
   virtual void acquire_lock(const std::string& key, std::chrono::seconds ttl,
                             BoolCallback done) = 0;
-  /// HSET / HDEL / HGETALL.
+  /// HSET key field value.
   virtual void hash_set(const std::string& key, const std::string& field, const std::string& value,
                         StatusCallback done) = 0;
+  /// HDEL key field.
   virtual void hash_delete(const std::string& key, const std::string& field,
                            StatusCallback done) = 0;
+  /// HGETALL key: `done` gets the field/value pairs (none for a missing key).
   virtual void hash_get_all(const std::string& key, HashCallback done) = 0;
   /// LPUSH key value, then LTRIM key 0 keep-1.
   virtual void list_push_trim(const std::string& key, std::string value, std::int64_t keep,
