@@ -57,7 +57,7 @@ using NodePtr = std::shared_ptr<const Composition::Node>;
 using Next = std::function<void(Message)>;
 using Clock = std::chrono::steady_clock;
 
-Message timeout_message() { return {"Execution timed out", code::kTimeout}; }
+Message timeout_message() { return Message("Execution timed out", code::kTimeout); }
 
 // ------------------------------------------------------------------ timer
 

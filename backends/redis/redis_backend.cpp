@@ -402,10 +402,9 @@ std::shared_ptr<Backend> make_backend(Options options) {
   // A backend destroyed while its handles are still on a running loop (the
   // loop outlived a close() that never completed) is leaked rather than
   // freed under libuv's feet. The engine always closes it first.
-  std::shared_ptr<Backend> backend(new RedisBackend(std::move(options)), [](RedisBackend* b) {
+  return std::shared_ptr<Backend>(new RedisBackend(std::move(options)), [](RedisBackend* b) {
     if (b->quiescent()) delete b;
   });
-  return backend;
 }
 
 std::shared_ptr<Backend> make_backend(std::string_view url) {

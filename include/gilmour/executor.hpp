@@ -71,7 +71,7 @@ class GILMOUR_API ThreadPool : public Executor {
     BlockingScope& operator=(const BlockingScope&) = delete;
 
    private:
-    void* state_;
+    void* state_ = nullptr;
   };
 
   struct State;  ///< implementation detail

@@ -40,7 +40,7 @@ inline constexpr int kRubyTimeout = 504;   ///< Ruby Gilmour's server timeout; r
 class GILMOUR_API Message {
  public:
   /// A null payload with code 200 and no sender.
-  Message() = default;  // NOLINT(bugprone-exception-escape): a null json does not allocate
+  Message() = default;
   /// A message carrying `data` with code 200.
   Message(nlohmann::json data, int code = code::kOk,
           std::string sender = {})  // NOLINT(google-explicit-constructor)
