@@ -49,10 +49,12 @@ else()
 endif()
 # Relocatable: prefix is found from the .pc file's own place (cmake --install
 # --prefix elsewhere works); absolute install dirs are used as they are.
-if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
+# A /usr install (the Debian packages) names /usr itself.
+if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}" OR CMAKE_INSTALL_PREFIX STREQUAL "/usr")
   set(GILMOUR_PC_PREFIX "${CMAKE_INSTALL_PREFIX}")
 else()
   file(RELATIVE_PATH _rel "/p/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/p")
+  string(REGEX REPLACE "/$" "" _rel "${_rel}")
   set(GILMOUR_PC_PREFIX "\${pcfiledir}/${_rel}")
 endif()
 foreach(_dir LIBDIR INCLUDEDIR)
