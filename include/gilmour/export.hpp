@@ -22,5 +22,6 @@
 #define GILMOUR_API __declspec(dllimport)
 #endif
 #else
-#define GILMOUR_API __attribute__((visibility("default")))
+// The C++11 spelling: GCC rejects __attribute__ after [[nodiscard]] in a class head.
+#define GILMOUR_API [[gnu::visibility("default")]]
 #endif
