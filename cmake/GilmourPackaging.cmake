@@ -7,8 +7,8 @@
 set(CPACK_PACKAGE_NAME gilmour)
 set(CPACK_PACKAGE_VENDOR "gilmour-cpp")
 set(CPACK_PACKAGE_CONTACT "gilmour-cpp maintainers <gilmour-cpp@localhost>")
-set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
-    "Gilmour messaging for C++17: signal/slot and request/reply over Redis or in-process")
+# No CPACK_PACKAGE_DESCRIPTION_SUMMARY: CPackDeb would prepend it to every
+# package; each component's description starts with its own summary line.
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_RESOURCE_FILE_LICENSE ${PROJECT_SOURCE_DIR}/LICENSE)
 set(CPACK_PACKAGE_INSTALL_DIRECTORY gilmour)
@@ -27,10 +27,12 @@ set(CPACK_DEBIAN_ENABLE_COMPONENT_DEPENDS ON)
 set(GILMOUR_DEB_RUNTIME libgilmour${GILMOUR_SOVERSION})
 
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME ${GILMOUR_DEB_RUNTIME})
-set(CPACK_DEBIAN_RUNTIME_PACKAGE_GENERATE_SHLIBS ON)
-set(CPACK_DEBIAN_RUNTIME_PACKAGE_GENERATE_SHLIBS_POLICY "=")
+# DEBIAN/shlibs for the package holding libgilmour.so.X.Y (no ABI promise
+# within 0.x beyond the exact version: "=").
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY "=")
 set(CPACK_COMPONENT_RUNTIME_DESCRIPTION
-    "Gilmour messaging for C++17 (shared library)\n The gilmour-cpp library: Gilmour's signal/slot, request/reply, exclusion\n groups, error policies, health checks and composition over Redis (hiredis\n on libuv) or an in-process bus. No ABI stability before 1.0: the soname\n carries MAJOR.MINOR.")
+    "Gilmour messaging for C++17 (shared library)\nThe gilmour-cpp library: Gilmour's signal/slot, request/reply, exclusion\ngroups, error policies, health checks and composition over Redis (hiredis\non libuv) or an in-process bus. No ABI stability before 1.0: the soname\ncarries MAJOR.MINOR.")
 
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME libgilmour-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
@@ -41,12 +43,12 @@ if(NOT GILMOUR_SHARED)
 endif()
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "${_dev_depends}")
 set(CPACK_COMPONENT_DEV_DESCRIPTION
-    "Gilmour messaging for C++17 (development files)\n Headers, CMake package (find_package(gilmour)) and pkg-config file\n (gilmour.pc) of the gilmour-cpp library.")
+    "Gilmour messaging for C++17 (development files)\nHeaders, CMake package (find_package(gilmour)) and pkg-config file\n(gilmour.pc) of the gilmour-cpp library.")
 
 set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME gilmour-tools)
 set(CPACK_DEBIAN_TOOLS_PACKAGE_SECTION net)
 set(CPACK_COMPONENT_TOOLS_DESCRIPTION
-    "Gilmour messaging for C++17 (tools)\n gilmour-health-bulletin and the other command-line tools of gilmour-cpp.")
+    "Gilmour messaging for C++17 (tools)\ngilmour-health-bulletin and the other command-line tools of gilmour-cpp.")
 
 if(GILMOUR_SHARED)
   set(CPACK_COMPONENTS_ALL runtime dev tools)
