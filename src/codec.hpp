@@ -10,7 +10,7 @@
 namespace gilmour::detail {
 
 /// Largest payload the engine accepts (bigger ones are dropped as malformed).
-inline constexpr std::size_t kMaxPayload = 64u * 1024u * 1024u;
+inline constexpr std::size_t kMaxPayload = std::size_t{64} * 1024 * 1024;
 
 /// Deepest nesting of arrays and objects the engine accepts in a payload.
 /// Deeper ones are dropped as malformed before they are parsed: nlohmann's

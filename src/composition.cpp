@@ -204,7 +204,7 @@ Message strip(Message m) {
 
 // ----------------------------------------------------------------- leaves
 
-void exec_request(const NodePtr& node, const RunPtr& run, nlohmann::json input, Next k) {
+void exec_request(const NodePtr& node, const RunPtr& run, nlohmann::json input, const Next& k) {
   if (run->finished()) return;
   if (input.is_object() && node->with.is_object()) input.update(node->with);
   std::optional<Message> failed;
@@ -411,7 +411,7 @@ void exec_parallel(const NodePtr& node, const RunPtr& run, const nlohmann::json&
 void exec(const NodePtr& node, const RunPtr& run, nlohmann::json input, Next k) {
   switch (node->kind) {
     case Kind::kRequest:
-      exec_request(node, run, std::move(input), std::move(k));
+      exec_request(node, run, std::move(input), k);
       return;
     case Kind::kLambda:
       exec_lambda(node, run, std::move(input), std::move(k));
@@ -606,7 +606,7 @@ Composition lambda_async(AsyncFn fn) {
 
 Composition lambda_sync(SyncFn fn) {
   if (!fn) throw InvalidArgument("gilmour: compose::lambda(): null function");
-  return make_lambda([fn = std::move(fn)](Message in, Completion done) {
+  return make_lambda([fn = std::move(fn)](Message in, const Completion& done) {
     Message out = fn(std::move(in));  // a throw becomes the step's 500
     done(std::move(out));
   });
@@ -614,7 +614,7 @@ Composition lambda_sync(SyncFn fn) {
 
 Composition lambda_future(FutureFn fn) {
   if (!fn) throw InvalidArgument("gilmour: compose::lambda(): null function");
-  return make_lambda([fn = std::move(fn)](Message in, Completion done) {
+  return make_lambda([fn = std::move(fn)](Message in, const Completion& done) {
     auto f = fn(std::move(in));
     Message out;
     {

@@ -143,7 +143,7 @@ bool ThreadPool::shutdown(std::chrono::milliseconds wait) {
 
 std::size_t ThreadPool::size() const noexcept { return state_->core; }
 
-ThreadPool::BlockingScope::BlockingScope() : state_(nullptr) {
+ThreadPool::BlockingScope::BlockingScope() {
   State* s = tl_pool;
   if (!s) return;
   std::lock_guard<std::mutex> lock(s->mu);

@@ -255,7 +255,6 @@ void Connection::close(bool flush) {
   switch (state_) {
     case State::kUninit:
     case State::kClosed:
-      return;
     case State::kClosing:
       return;
     case State::kReady:

@@ -29,6 +29,8 @@
 #include <utility>
 #include <vector>
 
+#include "gilmour/export.hpp"
+
 namespace gilmour {
 
 /// Why an operation failed: the category to branch on (the message is for
@@ -45,12 +47,13 @@ enum class StatusCode {
 };
 
 /// The name of a code, e.g. "not connected".
-const char* to_string(StatusCode code) noexcept;
+GILMOUR_API const char* to_string(StatusCode code) noexcept;
 
 /// The outcome of an operation: ok, or a code and an error text. A small
 /// value, as absl::Status or grpc::Status.
-class Status {
+class GILMOUR_API Status {
  public:
+  /// A success.
   Status() = default;
   /// An error of `code` (not kOk) described by `text`.
   static Status error(StatusCode code, std::string text) {
@@ -73,7 +76,7 @@ class Status {
 };
 
 /// The engine's I/O thread, as a backend sees it.
-class IoContext {
+class GILMOUR_API IoContext {
  public:
   virtual ~IoContext() = default;
   /// Runs `fn` on the I/O thread, in order with other posted functions.
@@ -89,7 +92,7 @@ class IoContext {
 enum class ConnectionState { kConnected, kDisconnected, kReconnected };
 
 /// What a backend reports to the engine. Called on the I/O thread.
-class BackendListener {
+class GILMOUR_API BackendListener {
  public:
   virtual ~BackendListener() = default;
   /// A message arrived on `channel`; `pattern` is the matching pattern of a
@@ -102,11 +105,15 @@ class BackendListener {
 };
 
 /// The transport interface. See the file comment for the threading contract.
-class Backend {
+class GILMOUR_API Backend {
  public:
+  /// Completion of an operation without a result.
   using StatusCallback = std::function<void(const Status&)>;
+  /// Completion with a count (publish receivers, subscriber count).
   using CountCallback = std::function<void(const Status&, std::int64_t)>;
+  /// Completion with a yes/no result (the exclusion lock).
   using BoolCallback = std::function<void(const Status&, bool)>;
+  /// Completion with a hash's field/value pairs.
   using HashCallback =
       std::function<void(const Status&, std::vector<std::pair<std::string, std::string>>)>;
 
@@ -125,6 +132,7 @@ class Backend {
   /// SUBSCRIBE (or PSUBSCRIBE when `pattern`); `done` when confirmed.
   /// Subscriptions are kept across reconnects until unsubscribe().
   virtual void subscribe(const std::string& channel, bool pattern, StatusCallback done) = 0;
+  /// UNSUBSCRIBE (or PUNSUBSCRIBE when `pattern`); `done` when confirmed.
   virtual void unsubscribe(const std::string& channel, bool pattern, StatusCallback done) = 0;
 
   /// PUBLISH; `done` gets the number of subscriptions that received it.
@@ -132,11 +140,13 @@ class Backend {
   /// `SET key key NX EX ttl`; `done` gets true when this call won the lock.
   virtual void acquire_lock(const std::string& key, std::chrono::seconds ttl,
                             BoolCallback done) = 0;
-  /// HSET / HDEL / HGETALL.
+  /// HSET key field value.
   virtual void hash_set(const std::string& key, const std::string& field, const std::string& value,
                         StatusCallback done) = 0;
+  /// HDEL key field.
   virtual void hash_delete(const std::string& key, const std::string& field,
                            StatusCallback done) = 0;
+  /// HGETALL key: `done` gets the field/value pairs (none for a missing key).
   virtual void hash_get_all(const std::string& key, HashCallback done) = 0;
   /// LPUSH key value, then LTRIM key 0 keep-1.
   virtual void list_push_trim(const std::string& key, std::string value, std::int64_t keep,

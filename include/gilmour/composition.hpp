@@ -99,6 +99,7 @@
 
 #include "gilmour/engine.hpp"
 #include "gilmour/error.hpp"
+#include "gilmour/export.hpp"
 #include "gilmour/message.hpp"
 #include "gilmour/options.hpp"
 
@@ -119,8 +120,9 @@ using Completion = std::function<void(Message)>;
 ///
 /// Thread safety: immutable; copies share the tree; execute() may be called
 /// concurrently from any threads, any number of times.
-class Composition {
+class GILMOUR_API Composition {
  public:
+  /// What a node is: a leaf (request, lambda) or how it runs its steps.
   enum class Kind { kRequest, kLambda, kPipe, kAndAnd, kOrOr, kBatch, kParallel };
 
   /// The empty pipe: returns its input with 200.
@@ -138,6 +140,7 @@ class Composition {
   ///         any step runs).
   void execute(nlohmann::json input, Completion done, ExecuteOptions options = {}) const;
 
+  /// What this node is.
   Kind kind() const noexcept;
   /// The direct steps of a pipe, andand, oror, batch or parallel (empty for a
   /// leaf).
@@ -166,43 +169,44 @@ namespace compose {
 /// @throws InvalidArgument for a null engine, an empty topic, a topic
 ///         containing `*`, a `with` that is neither null nor an object, a
 ///         negative timeout.
-Composition request(Gilmour* engine, std::string_view topic, nlohmann::json with = nullptr,
-                    RequestOptions options = {});
+GILMOUR_API Composition request(Gilmour* engine, std::string_view topic,
+                                nlohmann::json with = nullptr, RequestOptions options = {});
 /// As above, without a with-object.
-Composition request(Gilmour* engine, std::string_view topic, RequestOptions options);
+GILMOUR_API Composition request(Gilmour* engine, std::string_view topic, RequestOptions options);
 /// As above, taking the engine by reference.
 inline Composition request(Gilmour& engine, std::string_view topic, nlohmann::json with = nullptr,
                            RequestOptions options = {}) {
   return request(&engine, topic, std::move(with), options);
 }
+/// As above, taking the engine by reference, without a with-object.
 inline Composition request(Gilmour& engine, std::string_view topic, RequestOptions options) {
   return request(&engine, topic, nullptr, options);
 }
 
 /// Runs the steps in order, each on the previous step's output data; stops at
 /// the first step whose code is not 200. Result: the last step run.
-Composition pipe(std::vector<Composition> steps);
+GILMOUR_API Composition pipe(std::vector<Composition> steps);
 /// Runs the steps in order on the original input while each answers 200.
 /// Result: the last step run.
-Composition andand(std::vector<Composition> steps);
+GILMOUR_API Composition andand(std::vector<Composition> steps);
 /// Runs the steps in order on the original input until one answers 200.
 /// Result: that step, or the last failure.
-Composition oror(std::vector<Composition> steps);
+GILMOUR_API Composition oror(std::vector<Composition> steps);
 /// Runs every step in order on the original input, whatever their codes.
 /// Result: the last step's; with `record`, data = the array of every step's
 /// `{"data":...,"code":...}` and code = the highest step code.
-Composition batch(std::vector<Composition> steps, bool record = false);
+GILMOUR_API Composition batch(std::vector<Composition> steps, bool record = false);
 /// Starts every step at once on the original input. Result: data = the array
 /// of the steps' output data in step order; code = the highest step code.
-Composition parallel(std::vector<Composition> steps);
+GILMOUR_API Composition parallel(std::vector<Composition> steps);
 
 namespace detail {
 using SyncFn = std::function<Message(Message)>;
 using FutureFn = std::function<std::future<Message>(Message)>;
 using AsyncFn = std::function<void(Message, Completion)>;
-Composition lambda_sync(SyncFn fn);
-Composition lambda_future(FutureFn fn);
-Composition lambda_async(AsyncFn fn);
+GILMOUR_API Composition lambda_sync(SyncFn fn);
+GILMOUR_API Composition lambda_future(FutureFn fn);
+GILMOUR_API Composition lambda_async(AsyncFn fn);
 
 template <typename T>
 struct IsStdFunction : std::false_type {};
@@ -251,6 +255,6 @@ Composition lambda(F fn) {
 /// one pipe of three steps. There is deliberately no `&&`, `||` or `&`:
 /// C++ precedence and short-circuit rules differ from the shell's, and
 /// `(a & b) & c` would be ambiguous (nested or flat result arrays).
-Composition operator|(const Composition& a, const Composition& b);
+GILMOUR_API Composition operator|(const Composition& a, const Composition& b);
 
 }  // namespace gilmour

@@ -48,6 +48,7 @@
 
 #include "gilmour/backend.hpp"
 #include "gilmour/error_record.hpp"
+#include "gilmour/export.hpp"
 #include "gilmour/message.hpp"
 #include "gilmour/options.hpp"
 #include "gilmour/stats.hpp"
@@ -63,14 +64,17 @@ struct EngineAccess;
 
 /// What a handler receives: the topic, sender and message of one request or
 /// signal. Thread safety: immutable; cheap to copy (shares the message).
-class Request {
+class GILMOUR_API Request {
  public:
   /// The topic as the handler registered it (`item.buy.*` for a wildcard slot).
   const std::string& topic() const noexcept;
   /// The channel the message arrived on (`gilmour.slot.item.buy.42`).
   const std::string& channel() const noexcept;
+  /// The sender id of the request or signal (see Message::sender()).
   const std::string& sender() const noexcept { return message().sender(); }
+  /// The whole message: data, code and sender.
   const Message& message() const noexcept;
+  /// The payload as JSON.
   const nlohmann::json& data() const noexcept { return message().data(); }
   /// The payload converted with nlohmann's from_json.
   /// @throws nlohmann::json::exception when it does not convert (a reply handler
@@ -92,19 +96,21 @@ class Request {
 ///
 /// Thread safety: a Response is used by its handler only; the handle returned
 /// by defer() may be completed from any thread.
-class Response {
+class GILMOUR_API Response {
  public:
   /// A handle to answer later, from any thread, once. Copyable; every copy
   /// refers to the same answer. The server-side timeout still applies: if it
   /// passes first, 499 is sent and respond() returns false. If every copy is
   /// destroyed without an answer, 500 "response abandoned" is sent.
-  class Deferred {
+  class GILMOUR_API Deferred {
    public:
     Deferred() = default;
     /// Sends the answer; true when this call sent it (false: already answered
     /// or timed out).
     bool respond(nlohmann::json data, int code = code::kOk);
+    /// Sends `m`'s data and code, as respond(m.data(), m.code()).
     bool respond(const Message& m) { return respond(m.data(), m.code()); }
+    /// False for a default-constructed handle (not obtained from defer()).
     bool valid() const noexcept { return static_cast<bool>(guard_); }
 
    private:
@@ -113,9 +119,13 @@ class Response {
     std::shared_ptr<detail::ReplyState> state_;
   };
 
+  /// Sets the answer's data (null unless set).
   Response& set_data(nlohmann::json data);
+  /// Sets the answer's code (200 unless set; >= 300 is reported as an error).
   Response& set_code(int code) noexcept;
+  /// The answer's data so far.
   const nlohmann::json& data() const noexcept { return message_.data(); }
+  /// The answer's code so far.
   int code() const noexcept { return message_.code(); }
   /// Takes over the answer: the engine will not send when the handler returns.
   /// Data and code set before are discarded; answer through the handle.
@@ -138,15 +148,18 @@ class Response {
 /// does the destructor: when the handler captures locals by reference, call
 /// drain() before they go. cancel() is idempotent and noexcept, and any
 /// thread may call it, including the handler itself.
-class [[nodiscard]] Subscription {
+class [[nodiscard]] GILMOUR_API Subscription {
  public:
   Subscription() = default;
   ~Subscription();
+  /// Takes over `other`'s handler; `other` becomes empty.
   Subscription(Subscription&& other) noexcept;
+  /// Cancels this handler (as cancel()), then takes over `other`'s.
   Subscription& operator=(Subscription&& other) noexcept;
   Subscription(const Subscription&) = delete;
   Subscription& operator=(const Subscription&) = delete;
 
+  /// Unsubscribes the handler (see the class comment). Idempotent.
   void cancel() noexcept;
   /// Cancels, then waits up to `timeout` for the handler's invocations that
   /// were already handed off (queued or running) to end. True when none is
@@ -158,6 +171,7 @@ class [[nodiscard]] Subscription {
   void detach() noexcept;
   /// True until cancel() (or the engine's stop()).
   bool active() const noexcept;
+  /// The topic the handler was registered for; empty for an empty handle.
   const std::string& topic() const noexcept;
 
  private:
@@ -180,9 +194,13 @@ struct SignalResult {
   }
 };
 
+/// A slot handler: runs on the executor for each signal received.
 using SlotHandler = std::function<void(const Request&)>;
+/// A reply handler: runs on the executor for each request; answers through the Response.
 using ReplyHandler = std::function<void(const Request&, Response&)>;
+/// Receives a request's outcome (response, or 499/404/503), once, on the executor.
 using ReplyCallback = std::function<void(Message)>;
+/// Receives the outcome of a signal's publish, once, on the executor.
 using SignalCallback = std::function<void(const SignalResult&)>;
 
 /// The engine; see the file comment for the threading model.
@@ -190,7 +208,7 @@ using SignalCallback = std::function<void(const SignalResult&)>;
 /// Neither copyable nor movable (as redis-plus-plus's Redis): compositions,
 /// health bulletins and subscriptions refer to it, and a moved-from engine
 /// would leave them dangling. Hold it in a std::unique_ptr to pass it around.
-class Gilmour {
+class GILMOUR_API Gilmour {
  public:
   /// An engine over `backend` (shared ownership; one engine per backend).
   /// @throws InvalidArgument when backend is null or an option is invalid.
@@ -217,7 +235,9 @@ class Gilmour {
   /// not restarted after stop(). Returns false when handlers were still
   /// running at the deadline (their late answers are dropped).
   bool stop();
+  /// As stop(), letting running handlers finish for at most `drain`.
   bool stop(std::chrono::milliseconds drain);
+  /// True between a successful start() and stop().
   bool running() const noexcept;
 
   /// Registers a slot: `handler` runs for every signal on `topic`. `topic`
@@ -279,6 +299,7 @@ class Gilmour {
   void enable_health_check();
   /// Changes the error policy at run time.
   void set_error_policy(ErrorPolicy policy);
+  /// The current error policy.
   ErrorPolicy error_policy() const noexcept;
   /// Reports `record` through the error policy (and the error hook), as the
   /// engine does for its own failures. Any thread; a no-op when not running.
@@ -290,7 +311,7 @@ class Gilmour {
   /// the engine is not running.
   /// HGETALL gilmour.known_host.health: ident -> "true"/"active".
   [[nodiscard]] std::future<std::vector<std::pair<std::string, std::string>>> known_hosts();
-  /// HDEL gilmour.known_host.health <ident>.
+  /// `HDEL gilmour.known_host.health <ident>`.
   [[nodiscard]] std::future<Status> forget_host(const std::string& ident);
   /// PUBSUB NUMSUB of a topic's request channel (`gilmour.request.T`, or the
   /// channel itself when it starts with `gilmour.`); -1 on a backend error.

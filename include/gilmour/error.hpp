@@ -14,10 +14,12 @@
 #include <stdexcept>
 #include <string>
 
+#include "gilmour/export.hpp"
+
 namespace gilmour {
 
 /// Root of every exception thrown by gilmour-cpp.
-class Error : public std::runtime_error {
+class GILMOUR_API Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
@@ -25,21 +27,21 @@ class Error : public std::runtime_error {
 /// A bad argument: an empty topic, `*` in a reply topic, a negative timeout,
 /// a duplicate reply handler for one topic and group, an unknown error policy
 /// name, a malformed Redis URL.
-class InvalidArgument : public Error {
+class GILMOUR_API InvalidArgument : public Error {
  public:
   using Error::Error;
 };
 
 /// The call is not allowed in the engine's current state: a request before
 /// start(), start() twice, a blocking call on the engine's I/O thread.
-class InvalidState : public Error {
+class GILMOUR_API InvalidState : public Error {
  public:
   using Error::Error;
 };
 
 /// The backend could not be reached (or refused us: wrong password, bad
 /// database) within the connect timeout at start().
-class ConnectionError : public Error {
+class GILMOUR_API ConnectionError : public Error {
  public:
   using Error::Error;
 };

@@ -15,17 +15,20 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "gilmour/export.hpp"
+
 namespace gilmour {
 
-struct ErrorRecord {
-  std::string topic;         ///< the topic the failing request or signal was sent to
-  std::string request_data;  ///< the request envelope as JSON text
-  std::string user_data;     ///< implementation-dependent extra information
-  std::string sender;        ///< the request's sender
-  bool multi_process = false;
-  std::string timestamp;     ///< RFC 3339, UTC, e.g. 2016-02-23T06:55:12Z
-  nlohmann::json backtrace;  ///< the error text (a string) or any JSON detail
-  int code = 500;
+/// One error record: a failed request or signal, or a health problem.
+struct GILMOUR_API ErrorRecord {
+  std::string topic;           ///< the topic the failing request or signal was sent to
+  std::string request_data;    ///< the request envelope as JSON text
+  std::string user_data;       ///< implementation-dependent extra information
+  std::string sender;          ///< the request's sender
+  bool multi_process = false;  ///< true when not about one request (the health bulletin's records)
+  std::string timestamp;       ///< RFC 3339, UTC, e.g. 2016-02-23T06:55:12Z
+  nlohmann::json backtrace;    ///< the error text (a string) or any JSON detail
+  int code = 500;              ///< the failure's status code (>= 300)
 
   /// The record as JSON (nlohmann sorts keys).
   nlohmann::json to_json() const;

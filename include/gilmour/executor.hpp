@@ -15,14 +15,17 @@
 #include <memory>
 #include <vector>
 
+#include "gilmour/export.hpp"
+
 namespace gilmour {
 
 /// Runs tasks. Implementations must run every submitted task exactly once
 /// (or drop it after shutdown) and must not run it on the calling thread
 /// when the caller is an engine's I/O thread.
-class Executor {
+class GILMOUR_API Executor {
  public:
   virtual ~Executor() = default;
+  /// Queues `task` to run once on one of the executor's threads.
   virtual void submit(std::function<void()> task) = 0;
 };
 
@@ -39,15 +42,17 @@ class Executor {
 ///
 /// Thread safety: all members are thread-safe. The destructor calls
 /// shutdown(); on one of its own workers it does not wait for that worker.
-class ThreadPool : public Executor {
+class GILMOUR_API ThreadPool : public Executor {
  public:
+  /// Starts `size` workers (at least 1). `max_threads` caps the pool while it
+  /// grows; 0 means 16 * size + 64.
   explicit ThreadPool(std::size_t size, std::size_t max_threads = 0);
   ~ThreadPool() override;
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   /// Queues `task`. Wakes a worker only when one is idle; with every
-  /// worker busy it costs one uncontended lock.
+  /// worker busy it costs one uncontended lock. Dropped after shutdown().
   void submit(std::function<void()> task) override;
   /// Queues every task of `tasks`, in order, under one lock (`tasks` is
   /// moved from and left empty, its capacity kept for reuse): the way to
@@ -61,11 +66,12 @@ class ThreadPool : public Executor {
   /// As shutdown(), waiting at most `wait`; workers still busy then finish
   /// (and run what is queued) on their own. True when all had exited.
   bool shutdown(std::chrono::milliseconds wait);
+  /// The number of permanent workers (the constructor's `size`, at least 1).
   std::size_t size() const noexcept;
 
   /// Marks the current thread as blocked for its lifetime, if it is a worker
   /// of some ThreadPool; a no-op on other threads.
-  class BlockingScope {
+  class GILMOUR_API BlockingScope {
    public:
     BlockingScope();
     ~BlockingScope();
@@ -73,7 +79,7 @@ class ThreadPool : public Executor {
     BlockingScope& operator=(const BlockingScope&) = delete;
 
    private:
-    void* state_;
+    void* state_ = nullptr;
   };
 
   struct State;  ///< implementation detail

@@ -34,11 +34,13 @@
 #include <vector>
 
 #include "gilmour/engine.hpp"
+#include "gilmour/export.hpp"
 
 namespace gilmour {
 
 struct HealthReport;
 
+/// Settings of a HealthBulletin.
 struct HealthBulletinOptions {
   /// Time between rounds.
   std::chrono::milliseconds interval{std::chrono::seconds(60)};
@@ -57,9 +59,10 @@ struct HealthBulletinOptions {
 
 /// What one round found.
 struct HealthReport {
+  /// One registered process, as this round saw it.
   struct Process {
-    std::string ident;
-    bool responded = false;
+    std::string ident;                  ///< `<hostname>-pid-<pid>-uuid-<uuid>`
+    bool responded = false;             ///< answered this round's ping
     int failures = 0;                   ///< failed rounds in a row
     std::vector<std::string> channels;  ///< what it listens on (when it answered)
     std::string error;                  ///< why the last ping failed
@@ -68,10 +71,12 @@ struct HealthReport {
   std::vector<std::string> dead;               ///< declared dead this round (pruned if prune)
   std::vector<std::string> essential_unheard;  ///< essential topics with no listener
   std::string timestamp;                       ///< RFC 3339 UTC
+  /// True when no process was declared dead and every essential topic has a listener.
   bool healthy() const noexcept { return dead.empty() && essential_unheard.empty(); }
 };
 
-class HealthBulletin {
+/// The health monitor; see the file comment.
+class GILMOUR_API HealthBulletin {
  public:
   /// @throws InvalidArgument for a non-positive interval/timeout/retries or an
   ///         empty essential topic.

@@ -20,6 +20,8 @@
 #include <string>
 #include <utility>
 
+#include "gilmour/export.hpp"
+
 namespace gilmour {
 
 /// HTTP-style status codes used by gilmour-cpp. Handlers may set any code;
@@ -35,8 +37,9 @@ inline constexpr int kRubyTimeout = 504;   ///< Ruby Gilmour's server timeout; r
 }  // namespace code
 
 /// The envelope: data, code and sender.
-class Message {
+class GILMOUR_API Message {
  public:
+  /// A null payload with code 200 and no sender.
   Message() = default;
   /// A message carrying `data` with code 200.
   Message(nlohmann::json data, int code = code::kOk,
@@ -45,6 +48,7 @@ class Message {
 
   /// The payload as JSON.
   const nlohmann::json& data() const noexcept { return data_; }
+  /// The payload as JSON, modifiable.
   nlohmann::json& data() noexcept { return data_; }
   /// The payload converted with nlohmann's from_json.
   /// @throws nlohmann::json::exception when the payload does not convert to T.
@@ -57,14 +61,17 @@ class Message {
   /// The sender id: unique per request or signal. Meaningless on a response.
   const std::string& sender() const noexcept { return sender_; }
 
+  /// Replaces the payload.
   Message& set_data(nlohmann::json data) {
     data_ = std::move(data);
     return *this;
   }
+  /// Sets the status code.
   Message& set_code(int c) noexcept {
     code_ = c;
     return *this;
   }
+  /// Sets the sender id.
   Message& set_sender(std::string s) {
     sender_ = std::move(s);
     return *this;

@@ -22,6 +22,7 @@
 #include <string_view>
 
 #include "gilmour/backend.hpp"
+#include "gilmour/export.hpp"
 
 namespace spdlog {
 class logger;
@@ -41,8 +42,9 @@ enum class ErrorPolicy {
 
 /// "publish", "queue" or "ignore" (also "" for ignore, as Go names it).
 /// @throws InvalidArgument for any other name.
-ErrorPolicy parse_error_policy(std::string_view name);
-std::string_view to_string(ErrorPolicy policy) noexcept;
+GILMOUR_API ErrorPolicy parse_error_policy(std::string_view name);
+/// The policy's name: "publish", "queue" or "ignore".
+GILMOUR_API std::string_view to_string(ErrorPolicy policy) noexcept;
 
 /// How a requester receives responses; see docs/redis-backend.md.
 enum class ResponseScheme {
@@ -79,8 +81,11 @@ struct EngineOptions {
 
   /// Error policy and where records go.
   ErrorPolicy error_policy = ErrorPolicy::kPublish;
+  /// Channel of ErrorPolicy::kPublish.
   std::string error_channel = "gilmour.error";
+  /// List of ErrorPolicy::kQueue.
   std::string error_queue = "gilmour.errorqueue";
+  /// Records kept in error_queue (older ones are trimmed); must be positive.
   std::size_t error_queue_max = 10000;
   /// Sees every error record, whatever the policy; runs on a worker thread.
   std::function<void(const ErrorRecord&)> error_hook;

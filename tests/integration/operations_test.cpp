@@ -366,7 +366,9 @@ class OperationsRedisTest : public OperationsTest {};
 TEST_P(OperationsRedisTest, BulletinDetectsAProcessKilledWithSigkill) {
   auto* server = shared_redis();
   ASSERT_NE(server, nullptr);
-  auto [pid, ident] = spawn_echo_server(server->url());
+  // Not a structured binding: C++17 lambdas (clang) cannot capture one.
+  auto [pid, spawned_ident] = spawn_echo_server(server->url());
+  const std::string ident = spawned_ident;
   ASSERT_GT(pid, 0);
   ASSERT_FALSE(ident.empty());
   auto& monitor = started();

@@ -23,11 +23,12 @@
 #include <vector>
 
 #include "gilmour/backend.hpp"
+#include "gilmour/export.hpp"
 
 namespace gilmour::inproc {
 
 /// The shared state of in-process engines (what a Redis server holds).
-class Bus {
+class GILMOUR_API Bus {
  public:
   Bus();
   ~Bus();
@@ -36,14 +37,17 @@ class Bus {
 
   /// Inspection, for tests of services (the in-process `redis-cli`).
   std::optional<std::string> get(const std::string& key) const;
+  /// HGETALL key: the field/value pairs (none for a missing key).
   std::vector<std::pair<std::string, std::string>> hash_get_all(const std::string& key) const;
+  /// HSET key field value.
   void hash_set(const std::string& key, const std::string& field, const std::string& value);
   /// LRANGE key 0 -1.
   std::vector<std::string> list_range(const std::string& key) const;
   /// Number of subscriptions (channel and pattern) a PUBLISH on `channel` would reach.
   std::int64_t receivers(const std::string& channel) const;
 
-  struct Impl;
+  struct Impl;  ///< implementation detail
+  /// The shared state, for the in-process backend; not for applications.
   const std::shared_ptr<Impl>& impl() const noexcept { return impl_; }
 
  private:
@@ -51,10 +55,10 @@ class Bus {
 };
 
 /// The process-wide bus that make_backend() uses by default.
-std::shared_ptr<Bus> default_bus();
+GILMOUR_API std::shared_ptr<Bus> default_bus();
 /// A fresh, isolated bus.
-std::shared_ptr<Bus> make_bus();
+GILMOUR_API std::shared_ptr<Bus> make_bus();
 /// A backend on `bus`.
-std::shared_ptr<Backend> make_backend(std::shared_ptr<Bus> bus = default_bus());
+GILMOUR_API std::shared_ptr<Backend> make_backend(std::shared_ptr<Bus> bus = default_bus());
 
 }  // namespace gilmour::inproc

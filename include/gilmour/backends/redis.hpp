@@ -35,26 +35,29 @@
 #include <string_view>
 
 #include "gilmour/backend.hpp"
+#include "gilmour/export.hpp"
 
 namespace gilmour::redis {
 
 /// Connection options.
-struct Options {
-  std::string host = "127.0.0.1";
-  int port = 6379;
+struct GILMOUR_API Options {
+  std::string host = "127.0.0.1";  ///< server host name or address
+  int port = 6379;                 ///< server TCP port
   /// Unix socket path; when set, host and port are ignored.
   std::string unix_socket;
   /// Redis 6 ACL user; empty: `AUTH password` only.
   std::string user;
   /// Password; empty: no AUTH.
   std::string password;
-  int db = 0;
+  int db = 0;  ///< database number (SELECT) when not 0
+  /// How long a connection attempt (connect, AUTH, SELECT) may take.
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
   /// A command without a reply after this long fails and the connection is
   /// reset (and reconnected).
   std::chrono::milliseconds command_timeout{std::chrono::seconds(5)};
   /// Reconnect backoff: first delay, doubled up to the cap.
   std::chrono::milliseconds reconnect_min{std::chrono::milliseconds(50)};
+  /// Reconnect backoff: the cap.
   std::chrono::milliseconds reconnect_max{std::chrono::seconds(2)};
 
   /// Parses `redis://[[user]:password@]host[:port][/db]`,
@@ -67,8 +70,8 @@ struct Options {
 
 /// A Redis backend with these options.
 /// @throws InvalidArgument for an invalid option (port, db, timeouts).
-std::shared_ptr<Backend> make_backend(Options options = {});
+GILMOUR_API std::shared_ptr<Backend> make_backend(Options options = {});
 /// Same as make_backend(Options::from_url(url)).
-std::shared_ptr<Backend> make_backend(std::string_view url);
+GILMOUR_API std::shared_ptr<Backend> make_backend(std::string_view url);
 
 }  // namespace gilmour::redis
