@@ -64,8 +64,11 @@ class GILMOUR_API Status {
   }
   /// An error of code kInternal.
   static Status error(std::string text) { return error(StatusCode::kInternal, std::move(text)); }
+  /// True for a success.
   bool ok() const noexcept { return code_ == StatusCode::kOk; }
+  /// Same as ok().
   explicit operator bool() const noexcept { return ok(); }
+  /// Why it failed; kOk for a success.
   StatusCode code() const noexcept { return code_; }
   /// The error text; empty when ok.
   const std::string& message() const noexcept { return error_; }

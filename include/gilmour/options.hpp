@@ -109,34 +109,51 @@ struct EngineOptions {
   /// warnings and errors to stderr. Pass spdlog's null sink to silence.
   std::shared_ptr<spdlog::logger> logger;
 
+  /// Sets `worker_threads`; returns *this.
   EngineOptions& set_worker_threads(std::size_t v) { return set(worker_threads, v); }
+  /// Sets `executor`; returns *this.
   EngineOptions& set_executor(std::shared_ptr<Executor> v) { return set(executor, std::move(v)); }
+  /// Sets `request_timeout`; returns *this.
   EngineOptions& set_request_timeout(std::chrono::milliseconds v) {
     return set(request_timeout, v);
   }
+  /// Sets `handler_timeout`; returns *this.
   EngineOptions& set_handler_timeout(std::chrono::milliseconds v) {
     return set(handler_timeout, v);
   }
+  /// Sets `connect_timeout`; returns *this.
   EngineOptions& set_connect_timeout(std::chrono::milliseconds v) {
     return set(connect_timeout, v);
   }
+  /// Sets `drain_timeout`; returns *this.
   EngineOptions& set_drain_timeout(std::chrono::milliseconds v) { return set(drain_timeout, v); }
+  /// Sets `lock_ttl`; returns *this.
   EngineOptions& set_lock_ttl(std::chrono::seconds v) { return set(lock_ttl, v); }
+  /// Sets `response_scheme`; returns *this.
   EngineOptions& set_response_scheme(ResponseScheme v) { return set(response_scheme, v); }
+  /// Sets `error_policy`; returns *this.
   EngineOptions& set_error_policy(ErrorPolicy v) { return set(error_policy, v); }
+  /// Sets `error_channel`; returns *this.
   EngineOptions& set_error_channel(std::string v) { return set(error_channel, std::move(v)); }
+  /// Sets `error_queue`; returns *this.
   EngineOptions& set_error_queue(std::string v) { return set(error_queue, std::move(v)); }
+  /// Sets `error_queue_max`; returns *this.
   EngineOptions& set_error_queue_max(std::size_t v) { return set(error_queue_max, v); }
+  /// Sets `error_hook`; returns *this.
   EngineOptions& set_error_hook(std::function<void(const ErrorRecord&)> v) {
     return set(error_hook, std::move(v));
   }
+  /// Sets `health_check`; returns *this.
   EngineOptions& set_health_check(bool v) { return set(health_check, v); }
+  /// Sets `on_connection_state`; returns *this.
   EngineOptions& set_on_connection_state(std::function<void(ConnectionState, std::string_view)> v) {
     return set(on_connection_state, std::move(v));
   }
+  /// Sets `inline_warn_threshold`; returns *this.
   EngineOptions& set_inline_warn_threshold(std::chrono::milliseconds v) {
     return set(inline_warn_threshold, v);
   }
+  /// Sets `logger`; returns *this.
   EngineOptions& set_logger(std::shared_ptr<spdlog::logger> v) { return set(logger, std::move(v)); }
 
  private:
@@ -172,18 +189,22 @@ struct HandlerOptions {
   /// than EngineOptions::inline_warn_threshold are counted and warned about.
   bool inline_delivery = false;
 
+  /// Sets `group`; returns *this.
   HandlerOptions& set_group(std::string v) {
     group = std::move(v);
     return *this;
   }
+  /// Sets `timeout`; returns *this.
   HandlerOptions& set_timeout(std::chrono::milliseconds v) {
     timeout = v;
     return *this;
   }
+  /// Sets `ordered`; returns *this.
   HandlerOptions& set_ordered(bool v = true) {
     ordered = v;
     return *this;
   }
+  /// Sets `inline_delivery`; returns *this.
   HandlerOptions& set_inline_delivery(bool v = true) {
     inline_delivery = v;
     return *this;
@@ -204,14 +225,17 @@ struct RequestOptions {
   /// completes on the I/O thread (setting a promise is short).
   bool inline_callback = false;
 
+  /// Sets `timeout`; returns *this.
   RequestOptions& set_timeout(std::chrono::milliseconds v) {
     timeout = v;
     return *this;
   }
+  /// Sets `confirm_subscribers`; returns *this.
   RequestOptions& set_confirm_subscribers(bool v = true) {
     confirm_subscribers = v;
     return *this;
   }
+  /// Sets `inline_callback`; returns *this.
   RequestOptions& set_inline_callback(bool v = true) {
     inline_callback = v;
     return *this;
@@ -223,6 +247,7 @@ struct SignalOptions {
   /// Report 404 in the SignalResult when nobody listens on the topic.
   bool confirm_subscribers = false;
 
+  /// Sets `confirm_subscribers`; returns *this.
   SignalOptions& set_confirm_subscribers(bool v = true) {
     confirm_subscribers = v;
     return *this;
