@@ -20,6 +20,10 @@
 ///   pool by default), never on the I/O thread, so a slow handler stalls
 ///   neither I/O nor other handlers. Each message is its own task: one
 ///   handler may run concurrently for several messages.
+/// - Opt-in: HandlerOptions::inline_delivery runs a handler on the I/O
+///   thread (no hand-off; its answer leaves in the same loop turn), and
+///   RequestOptions::inline_callback does the same for a request callback.
+///   Only for short code that never blocks.
 /// - A handler may make requests, including request_sync (the pool grows
 ///   while a worker blocks, see ThreadPool). Blocking on a future inside a
 ///   handler (`request(...).get()`, `Composition::execute(...).get()`) is
@@ -27,7 +31,7 @@
 ///   request_sync or the callback forms.
 ///
 /// Thread safety: every member function of Gilmour is thread-safe, except
-/// that the object must not be moved or destroyed while other threads use it.
+/// that the object must not be destroyed while other threads use it.
 /// Handlers and callbacks must not throw out of the engine's control: a
 /// throwing reply handler answers 500, a throwing slot handler is reported,
 /// a throwing request callback is logged and swallowed.
