@@ -21,6 +21,8 @@
 //   PSUBSCRIBE gilmour.response.raw.* (no JSON library, no thread hops).
 // - engine, kEnginePattern: two engines (server, client) in this process.
 // - engine, kPerRequest: the same, SUBSCRIBE/UNSUBSCRIBE per request.
+// - engine, pattern+inline: kEnginePattern with the reply handler on
+//   inline_delivery and the request callbacks on inline_callback.
 // Latency is from request() to the completion callback; throughput counts
 // completions inside the measuring window. Ratios are to the raw floor of the
 // same configuration, measured in the same run.
@@ -108,7 +110,7 @@ struct Window {
 // ------------------------------------------------------------------ engine
 
 Result run_engine(int port, gilmour::ResponseScheme scheme, int inflight,
-                  std::chrono::duration<double> seconds) {
+                  std::chrono::duration<double> seconds, bool inline_mode = false) {
   auto quiet =
       std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
   gilmour::EngineOptions o;
@@ -118,12 +120,14 @@ Result run_engine(int port, gilmour::ResponseScheme scheme, int inflight,
   std::string url = "127.0.0.1:" + std::to_string(port);
   gilmour::Gilmour server(gilmour::redis::make_backend(url), o);
   server.start();
-  auto sub = server.reply_to("bench.echo", [](const gilmour::Request& r, gilmour::Response& res) {
-    res.set_data(r.data());
-  });
+  auto sub = server.reply_to(
+      "bench.echo",
+      [](const gilmour::Request& r, gilmour::Response& res) { res.set_data(r.data()); },
+      gilmour::HandlerOptions{}.set_inline_delivery(inline_mode));
   o.response_scheme = scheme;
   gilmour::Gilmour client(gilmour::redis::make_backend(url), o);
   client.start();
+  auto ro = gilmour::RequestOptions{}.set_inline_callback(inline_mode);
 
   Window w;
   std::atomic<int> outstanding{0};
@@ -131,17 +135,20 @@ Result run_engine(int port, gilmour::ResponseScheme scheme, int inflight,
   std::condition_variable done_cv;
   std::function<void()> fire = [&] {
     auto t0 = Clock::now();
-    client.request("bench.echo", nlohmann::json{{"n", 1}}, [&, t0](gilmour::Message m) {
-      w.record(t0, m.code() == 200);
-      if (!w.stop.load()) {
-        fire();
-        return;
-      }
-      if (outstanding.fetch_sub(1) == 1) {
-        std::lock_guard<std::mutex> lock(done_mu);
-        done_cv.notify_all();
-      }
-    });
+    client.request(
+        "bench.echo", nlohmann::json{{"n", 1}},
+        [&, t0](gilmour::Message m) {
+          w.record(t0, m.code() == 200);
+          if (!w.stop.load()) {
+            fire();
+            return;
+          }
+          if (outstanding.fetch_sub(1) == 1) {
+            std::lock_guard<std::mutex> lock(done_mu);
+            done_cv.notify_all();
+          }
+        },
+        ro);
   };
   outstanding.store(inflight);
   for (int i = 0; i < inflight; ++i) fire();
@@ -491,6 +498,10 @@ int main(int argc, char** argv) {
       flushall(port);
       print("engine kPerRequest", run_engine(port, gilmour::ResponseScheme::kPerRequest, inflight,
                                              std::chrono::duration<double>(seconds)));
+      flushall(port);
+      print("engine pattern+inline",
+            run_engine(port, gilmour::ResponseScheme::kEnginePattern, inflight,
+                       std::chrono::duration<double>(seconds), /*inline_mode=*/true));
       std::fflush(stdout);
     }
   }
