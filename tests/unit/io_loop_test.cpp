@@ -14,11 +14,13 @@
 #include <thread>
 #include <vector>
 
+#include "unit/unit_support.hpp"
+
 namespace gilmour::detail {
 namespace {
 
 using namespace std::chrono_literals;
-constexpr auto kPatience = 60s;  // only ever reached when something is broken
+using unit::kPatience;
 
 /// Runs `fn` on the loop's thread and waits for it.
 template <typename F>
@@ -32,28 +34,7 @@ void on_loop(IoLoop& io, F fn) {
   ASSERT_EQ(f.wait_for(kPatience), std::future_status::ready);
 }
 
-/// A counter that can be waited on.
-class Counter {
- public:
-  void add(int n = 1) {
-    std::lock_guard<std::mutex> lock(mu_);
-    n_ += n;
-    cv_.notify_all();
-  }
-  bool wait_for_at_least(int n) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, kPatience, [&] { return n_ >= n; });
-  }
-  int get() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return n_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int n_ = 0;
-};
+using unit::Counter;
 
 TEST(IoLoop, TimersFireInDeadlineOrderAndFifoOnTies) {
   IoLoop io;

@@ -19,34 +19,15 @@
 #include <thread>
 #include <vector>
 
+#include "unit/unit_support.hpp"
+
 namespace gilmour {
 namespace {
 
 using namespace std::chrono_literals;
-constexpr auto kPatience = 60s;  // only ever reached when something is broken
+using unit::kPatience;
 
-/// A counter that can be waited on.
-class Counter {
- public:
-  void add(int n = 1) {
-    std::lock_guard<std::mutex> lock(mu_);
-    n_ += n;
-    cv_.notify_all();
-  }
-  bool wait_for_at_least(int n, std::chrono::seconds patience = kPatience) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, patience, [&] { return n_ >= n; });
-  }
-  int get() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return n_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int n_ = 0;
-};
+using unit::Counter;
 
 /// The calling thread's kernel id (Linux).
 pid_t kernel_tid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
