@@ -201,6 +201,9 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   void check_topic(std::string_view topic, const char* what) const;
   /// The reply handler answering health pings on gilmour.health.<ident>.
   std::shared_ptr<HandlerEntry> make_health_entry();
+  /// The reply handler answering gilmour.stats.<ident> with stats() (our
+  /// extension, registered with health checks).
+  std::shared_ptr<HandlerEntry> make_stats_entry();
   void require_running(const char* what) const;
   // I/O thread
   void attach(const std::shared_ptr<HandlerEntry>& entry, std::function<void(const Status&)> done);

@@ -10,6 +10,8 @@ inline constexpr std::string_view kRequestPrefix = "gilmour.request.";
 inline constexpr std::string_view kSlotPrefix = "gilmour.slot.";
 inline constexpr std::string_view kResponsePrefix = "gilmour.response.";
 inline constexpr std::string_view kHealthPrefix = "gilmour.health.";
+/// Our extension: `gilmour.stats.<ident>` answers the process's Stats.
+inline constexpr std::string_view kStatsPrefix = "gilmour.stats.";
 inline constexpr std::string_view kHealthHash = "gilmour.known_host.health";
 inline constexpr std::string_view kDefaultGroup = "_default";
 inline constexpr std::string_view kHealthGroup = "exclusive";

@@ -1,10 +1,17 @@
 /// @file gilmour/stats.hpp
-/// Engine counters, readable in code (Gilmour::stats()).
+/// Engine counters, readable in code (Gilmour::stats()), as JSON and in the
+/// Prometheus text format. With health checks on, each process also answers
+/// `gilmour.stats.<ident>` with its counters (docs/protocol.md).
 ///
 /// Thread safety: Stats is a snapshot value.
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "gilmour/export.hpp"
 
 namespace gilmour {
 
@@ -29,5 +36,16 @@ struct Stats {
   std::uint64_t reconnects = 0;          ///< backend reconnections
   std::uint64_t slow_inline = 0;         ///< inline handlers that ran past inline_warn_threshold
 };
+
+/// The counters as a JSON object, one member per field, named as the field.
+GILMOUR_API nlohmann::json to_json(const Stats& stats);
+/// Reads what to_json() wrote; absent or non-numeric members read as 0.
+GILMOUR_API Stats stats_from_json(const nlohmann::json& j);
+
+/// The counters in the Prometheus text exposition format (version 0.0.4):
+/// one `gilmour_<field>_total` counter each, with its HELP and TYPE lines,
+/// labelled `ident="<ident>"` when `ident` is not empty (quotes, backslashes
+/// and newlines escaped).
+GILMOUR_API std::string to_prometheus(const Stats& stats, std::string_view ident = {});
 
 }  // namespace gilmour

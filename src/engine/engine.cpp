@@ -145,6 +145,7 @@ void Engine::start() {
     if (health_enabled_ && !health_entry_) {
       health_entry_ = make_health_entry();
       entries_.push_back(health_entry_);
+      entries_.push_back(make_stats_entry());
     }
   }
   // Subscribe the response pattern and every handler. The registry is read on

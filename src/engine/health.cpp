@@ -24,6 +24,19 @@ std::shared_ptr<HandlerEntry> Engine::make_health_entry() {
   return h;
 }
 
+std::shared_ptr<HandlerEntry> Engine::make_stats_entry() {
+  auto h = std::make_shared<HandlerEntry>();
+  h->kind = HandlerKind::kReply;
+  h->topic = std::string(kStatsPrefix) + ident_;
+  h->channel = h->topic;
+  h->group = std::string(kHealthGroup);
+  h->internal = true;
+  h->reply = [this](const Request&, Response& res) {
+    res.set_data(nlohmann::json{{"ident", ident_}, {"stats", to_json(stats())}});
+  };
+  return h;
+}
+
 std::vector<std::string> Engine::listened_channels() const {
   std::lock_guard<std::mutex> lock(reg_mu_);
   std::vector<std::string> out;
@@ -50,6 +63,7 @@ void Engine::enable_health_check() {
     health_entry_ = h;
   }
   add_handler(h).detach();
+  add_handler(make_stats_entry()).detach();
   Status st;
   wait_io(
       [this](auto done) {

@@ -187,7 +187,9 @@ TEST(CliArgs, VersionAndHelp) {
   auto v = run({"--version"});
   EXPECT_EQ(v.code, 0) << v.err;
   EXPECT_TRUE(contains(v.out, "gilmour ")) << v.out;
-  for (const char* cmd : {"request", "signal", "listen", "reply", "health", "errors", "bench"}) {
+  EXPECT_TRUE(contains(v.out, std::string(gilmour::version()))) << v.out;
+  for (const char* cmd :
+       {"request", "signal", "listen", "reply", "health", "errors", "stats", "bench"}) {
     auto h = run({cmd, "--help"});
     EXPECT_EQ(h.code, 0) << cmd << ": " << h.err;
     EXPECT_TRUE(contains(h.out, "Usage")) << cmd << ": " << h.out;
@@ -470,6 +472,35 @@ TEST_F(CliTest, HealthListsLiveProcessesAndFailsOnASilentOne) {
   r = run(cmd({"health"}));
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_FALSE(contains(r.out, "ghost")) << r.out;
+  EXPECT_EQ(server->terminate(), 0);
+}
+
+TEST_F(CliTest, StatsOfOneOrEveryProcessAsTextJsonAndPrometheus) {
+  auto t = topic("counted");
+  auto server = serve(t, "cat", {"--health"});
+  auto ident = server->wait_err_line("health ident ");
+  ASSERT_FALSE(ident.empty()) << server->err();
+  ASSERT_EQ(run(cmd({"request", t, "1"})).code, 0);
+
+  auto r = run(cmd({"stats", ident, "--json"}));
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["ident"], ident);
+  EXPECT_GE(j["stats"]["requests_handled"].get<int>(), 1) << r.out;
+
+  r = run(cmd({"stats", "--prometheus"}));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "# TYPE gilmour_requests_handled_total counter")) << r.out;
+  EXPECT_TRUE(contains(r.out, "gilmour_requests_handled_total{ident=\"" + ident + "\"} ")) << r.out;
+
+  r = run(cmd({"stats"}));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind(ident + "\n  ", 0), 0u) << r.out;  // the ident, then its counters
+  EXPECT_TRUE(contains(r.out, "\n  requests_handled ")) << r.out;
+
+  // A named process that does not answer is a failure.
+  r = run(cmd({"stats", "ghost-pid-1-uuid-x", "--timeout", "500"}));
+  EXPECT_EQ(r.code, 1) << r.out << r.err;
   EXPECT_EQ(server->terminate(), 0);
 }
 

@@ -413,6 +413,27 @@ INSTANTIATE_TEST_SUITE_P(RedisOnly, OperationsRedisTest, ::testing::Values("redi
                          [](const auto& info) { return info.param; });
 #endif
 
+TEST_P(OperationsTest, StatsAnsweredOnGilmourStatsIdentWithHealthChecks) {
+  auto& g = started(test_options().set_health_check(true));
+  auto topic = unique_topic("counted");
+  auto r = g.reply_to(topic, [](const Request&, Response& res) { res.set_data(1); });
+  auto& client = started();
+  ASSERT_EQ(client.request_sync(topic, 0).code(), 200);
+  auto m = client.request_sync("gilmour.stats." + g.health_ident(), nullptr);
+  ASSERT_EQ(m.code(), 200) << m.error_text();
+  EXPECT_EQ(m.data().at("ident"), g.health_ident());
+  auto s = stats_from_json(m.data().at("stats"));
+  EXPECT_EQ(s.requests_handled, 2u);  // the request, and this stats request (counted on arrival)
+  // Internal handlers are not listed as topics in health answers.
+  auto ping = client.request_sync("gilmour.health." + g.health_ident(), "ping");
+  EXPECT_EQ(ping.data(), nlohmann::json::array({"gilmour.request." + topic}));
+  // Without health checks, nobody answers.
+  auto& quiet = started();
+  auto none = client.request_sync("gilmour.stats." + quiet.health_ident(), nullptr,
+                                  RequestOptions{}.set_confirm_subscribers());
+  EXPECT_TRUE(none.no_listeners());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, OperationsTest, ::testing::ValuesIn(backend_kinds()),
                          [](const auto& info) { return info.param; });
 

@@ -62,6 +62,14 @@ struct HealthArgs {
 };
 int run_health(const Global& g, const HealthArgs& a);
 
+struct StatsArgs {
+  std::string ident;  ///< empty: every registered process
+  bool prometheus = false;
+  bool json = false;
+  int timeout_ms = 2000;
+};
+int run_stats(const Global& g, const StatsArgs& a);
+
 struct ErrorsArgs {
   bool follow = false;
   bool queue = false;

@@ -8,18 +8,12 @@
 #include "commands.hpp"
 #include "common.hpp"
 
-#ifndef GILMOUR_CLI_VERSION
-#define GILMOUR_CLI_VERSION "unknown"
-#endif
-
 namespace {
 
 using gilmour::cli::Global;
 
-// TODO(version): use gilmour::version() (include/gilmour/version.hpp) once it
-// exists; until then the version is CMake's PROJECT_VERSION, passed in by
-// tools/CMakeLists.txt.
-constexpr const char* kVersion = GILMOUR_CLI_VERSION;
+/// The library's version, as linked (gilmour/version.hpp).
+const std::string kVersion(gilmour::version());
 
 }  // namespace
 
@@ -145,6 +139,19 @@ int main(int argc, char** argv) {
   health->add_flag("--json", hea.json, "One JSON report per check");
   health->footer("Exits 1 when a process does not answer or an essential topic has no listener.");
 
+  // stats
+  gilmour::cli::StatsArgs sta;
+  auto* stats = app.add_subcommand(
+      "stats", "Print the counters of one or every registered gilmour-cpp process");
+  stats->add_option("ident", sta.ident, "A process ident (default: every registered process)");
+  stats->add_flag("--prometheus", sta.prometheus, "Prometheus text exposition format");
+  stats->add_flag("--json", sta.json, "One JSON object per process");
+  stats->add_option("-t,--timeout", sta.timeout_ms, "Timeout per process in ms (default 2000)")
+      ->check(CLI::PositiveNumber);
+  stats->footer(
+      "Processes answer with health checks on (our extension, gilmour.stats.<ident>); Go and "
+      "Ruby processes do not. Exits 1 when a named IDENT does not answer.");
+
   // errors
   gilmour::cli::ErrorsArgs err;
   auto* errors = app.add_subcommand("errors", "Print error records, decoded");
@@ -209,6 +216,7 @@ int main(int argc, char** argv) {
     if (*reply) return run_reply(g, rep);
     if (*health) return run_health(g, hea);
     if (*errors) return run_errors(g, err);
+    if (*stats) return run_stats(g, sta);
     if (*bench) return run_bench(g, ben);
   } catch (const gilmour::cli::Failure& f) {
     std::cerr << "gilmour: " << f.what() << "\n";
