@@ -27,10 +27,10 @@ class StateLog {
     seen_.emplace_back(s, std::string(detail));
     cv_.notify_all();
   }
-  /// Waits until `state` was reported `n` times.
+  /// Waits until `state` was reported `n` times, for at most scaled(timeout).
   bool wait_for(ConnectionState state, std::size_t n, std::chrono::milliseconds timeout) {
     std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, timeout, [&] { return count_locked(state) >= n; });
+    return cv_.wait_for(lock, scaled(timeout), [&] { return count_locked(state) >= n; });
   }
   std::string detail_of_first(ConnectionState state) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -96,7 +96,7 @@ TEST_F(Resilience, StartCanBeRetriedOnceRedisIsUp) {
   const int port = free_port();
   redis::Options ro;
   ro.port = port;
-  ro.connect_timeout = 1s;
+  ro.connect_timeout = scaled(1s);
   Gilmour g(redis::make_backend(ro), test_options());
   auto topic = unique_topic("retry");
   auto sub = g.reply_to(topic, [](const Request& r, Response& res) { res.set_data(r.data()); });
@@ -226,7 +226,7 @@ TEST_F(Resilience, RestartUnderTrafficCompletesEveryRequestOnce) {
   });
   auto wait_ok = [&](int n) {
     std::unique_lock<std::mutex> lock(mu);
-    return cv.wait_for(lock, 10s, [&] { return ok_total >= n; });
+    return cv.wait_for(lock, scaled(10s), [&] { return ok_total >= n; });
   };
   ASSERT_TRUE(wait_ok(100));
 
@@ -236,9 +236,9 @@ TEST_F(Resilience, RestartUnderTrafficCompletesEveryRequestOnce) {
   EXPECT_FALSE(client_watch.log->detail_of_first(kLost).empty()) << "the hook names the reason";
   // Publishes while down fail fast instead of vanishing.
   auto t0 = Clock::now();
-  auto down = client.request_sync(topic, -1, {10s});
+  auto down = client.request_sync(topic, -1, {scaled(10s)});
   EXPECT_EQ(down.code(), 503) << down.error_text();
-  EXPECT_LT(Clock::now() - t0, 1s);
+  EXPECT_LT(Clock::now() - t0, scaled(1s));
   std::promise<SignalResult> sig;
   client.signal(topic, 1, [&](const SignalResult& r) { sig.set_value(r); });
   auto sr = sig.get_future().get();
@@ -253,11 +253,11 @@ TEST_F(Resilience, RestartUnderTrafficCompletesEveryRequestOnce) {
     first_after_restart = issued;
   }
   {
-    // New requests succeed within 2 s of the restart.
+    // New requests succeed within 2 s (scaled) of the restart.
     std::unique_lock<std::mutex> lock(mu);
-    ASSERT_TRUE(cv.wait_until(lock, restarted + 2s, [&] {
-      return first_new_ok != Clock::time_point{};
-    })) << "no successful request within 2 s of the restart";
+    ASSERT_TRUE(cv.wait_until(lock, restarted + scaled(2s),
+                              [&] { return first_new_ok != Clock::time_point{}; }))
+        << "no successful request within " << scaled(2s).count() << " ms of the restart";
     std::cout
         << "[ restart ] first new success "
         << std::chrono::duration_cast<std::chrono::milliseconds>(first_new_ok - restarted).count()
@@ -275,7 +275,7 @@ TEST_F(Resilience, RestartUnderTrafficCompletesEveryRequestOnce) {
   {
     // Everything issued completes (1.5 s timeout at most).
     std::unique_lock<std::mutex> lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, 5s, [&] { return completed == issued; }));
+    ASSERT_TRUE(cv.wait_for(lock, scaled(5s), [&] { return completed == issued; }));
   }
   std::lock_guard<std::mutex> lock(mu);
   std::map<int, int> by_code;
@@ -334,12 +334,12 @@ TEST_F(Resilience, CommandTimeoutResetsAStuckConnection) {
   auto sub = g.reply_to(topic, [](const Request&, Response& res) { res.set_data(1); });
   s->pause();  // accepts nothing more, answers nothing
   auto t0 = Clock::now();
-  auto m = g.request_sync(topic, 0, {10s});
+  auto m = g.request_sync(topic, 0, {scaled(10s)});
   auto took = Clock::now() - t0;
   EXPECT_EQ(m.code(), 503) << m.error_text();
   EXPECT_NE(m.error_text().find("command timeout"), std::string::npos) << m.error_text();
   EXPECT_GE(took, 250ms);
-  EXPECT_LT(took, 3s);
+  EXPECT_LT(took, scaled(3s));
   s->resume();
   ASSERT_TRUE(w.log->wait_for(kBack, 1, 5s));
   EXPECT_EQ(g.request_sync(topic, 0).code(), 200);
@@ -356,13 +356,13 @@ TEST_F(Resilience, SubscriptionsMadeWhileDownAreRestored) {
   Counter hits;
   auto t0 = Clock::now();
   auto first = g.slot(topic, [&](const Request&) { hits.add(); });
-  EXPECT_LT(Clock::now() - t0, 2s) << "slot() must not wait for a server that is down";
+  EXPECT_LT(Clock::now() - t0, scaled(2s)) << "slot() must not wait for a server that is down";
   ASSERT_TRUE(s->restart());
   ASSERT_TRUE(w.log->wait_for(kBack, 1, 5s));
   // A second slot on the same channel: the engine knows it is confirmed now.
   t0 = Clock::now();
   auto second = g.slot(topic, [&](const Request&) { hits.add(); });
-  EXPECT_LT(Clock::now() - t0, 2s);
+  EXPECT_LT(Clock::now() - t0, scaled(2s));
   auto& other = started(test_options(), s.get());
   std::promise<SignalResult> p;
   other.signal(topic, 1, [&](const SignalResult& r) { p.set_value(r); });
