@@ -868,6 +868,93 @@ TEST_P(EngineTest, StopFromOwnHandlerThrowsAndDestructorStops) {
   }  // destructor stops cleanly
 }
 
+// Topics with whitespace, control characters or NUL are refused by every
+// call that takes a topic, before anything is sent; `*` only in slots.
+TEST_P(EngineTest, InvalidTopicsAreRejectedBeforeAnythingIsSent) {
+  using namespace std::string_literals;
+  auto prefix = unique_topic("bad");
+  auto slots = world_->capture("gilmour.slot." + prefix + "*", true);
+  auto requests = world_->capture("gilmour.request." + prefix + "*", true);
+  const std::vector<std::string> bad = {
+      prefix + " x",
+      prefix + "\tx",
+      prefix + "\nx",
+      prefix + "\rx",
+      prefix + "\0x"s,
+      prefix + "\x01",
+      prefix + "\x1b",
+      prefix + "\x7f",
+      " " + prefix,
+      prefix + " ",
+      "",
+  };
+  auto& g = engine();
+  auto noop_reply = [](const Request&, Response&) {};
+  auto noop_slot = [](const Request&) {};
+  auto is_invalid = [](auto&& call) {
+    try {
+      call();
+    } catch (const InvalidArgument&) {
+      return true;
+    } catch (...) {
+      return false;
+    }
+    return false;
+  };
+  for (const auto& t : bad) {
+    auto shown = ::testing::PrintToString(t);
+    EXPECT_TRUE(is_invalid([&] { auto s = g.slot(t, noop_slot); })) << shown;
+    EXPECT_TRUE(is_invalid([&] { auto s = g.reply_to(t, noop_reply); })) << shown;
+    EXPECT_TRUE(is_invalid([&] { (void)compose::request(g, t); })) << shown;
+    HealthBulletinOptions ho;
+    ho.essential_topics = {prefix, t};
+    EXPECT_TRUE(is_invalid([&] { HealthBulletin b(g, ho); })) << shown;
+  }
+  // Before start(), the topic is checked before the engine's state.
+  EXPECT_TRUE(is_invalid([&] { g.signal(prefix + " x", 1); }));
+  EXPECT_TRUE(is_invalid([&] { g.request_sync(prefix + " x", 1); }));
+  g.start();
+  for (const auto& t : bad) {
+    auto shown = ::testing::PrintToString(t);
+    EXPECT_TRUE(is_invalid([&] { g.signal(t, 1); })) << shown;
+    EXPECT_TRUE(is_invalid([&] { g.signal(t, 1, [](const SignalResult&) {}); })) << shown;
+    EXPECT_TRUE(is_invalid([&] { g.request(t, 1, [](Message) {}); })) << shown;
+    EXPECT_TRUE(is_invalid([&] { (void)g.request(t, 1); })) << shown;
+    EXPECT_TRUE(is_invalid([&] { g.request_sync(t, 1); })) << shown;
+    EXPECT_TRUE(is_invalid([&] { (void)g.listener_count(t); })) << shown;
+    EXPECT_TRUE(is_invalid([&] { auto s = g.slot(t, noop_slot); })) << shown;
+    EXPECT_TRUE(is_invalid([&] { auto s = g.reply_to(t, noop_reply); })) << shown;
+  }
+  // `*`: a slot pattern, but neither a reply, signal, request nor essential topic.
+  auto pattern = g.slot(prefix + ".*", noop_slot);
+  EXPECT_TRUE(is_invalid([&] { auto s = g.reply_to(prefix + ".*", noop_reply); }));
+  EXPECT_TRUE(is_invalid([&] { g.signal(prefix + ".*", 1); }));
+  EXPECT_TRUE(is_invalid([&] { (void)compose::request(g, prefix + ".*"); }));
+  HealthBulletinOptions ho;
+  ho.essential_topics = {prefix + ".*"};
+  EXPECT_TRUE(is_invalid([&] { HealthBulletin b(g, ho); }));
+  // The message says what is wrong with which topic.
+  try {
+    g.signal(prefix + "\nfake", 1);
+    ADD_FAILURE() << "no exception";
+  } catch (const InvalidArgument& e) {
+    std::string what = e.what();
+    EXPECT_EQ(what.rfind("gilmour: signal(): topic ", 0), 0u) << what;
+    EXPECT_NE(what.find("contains whitespace"), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+  }
+  // Nothing was published: only the sentinels below arrive.
+  g.signal(prefix + ".ok", 1);
+  auto echo = g.reply_to(prefix + ".ok", [](const Request&, Response& res) { res.set_data(1); });
+  EXPECT_EQ(g.request_sync(prefix + ".ok", 1).code(), 200);
+  auto got_slots = slots->wait_for(1);
+  auto got_requests = requests->wait_for(1);
+  ASSERT_EQ(got_slots.size(), 1u);
+  EXPECT_EQ(got_slots[0].first, "gilmour.slot." + prefix + ".ok");
+  ASSERT_EQ(got_requests.size(), 1u);
+  EXPECT_EQ(got_requests[0].first, "gilmour.request." + prefix + ".ok");
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, EngineTest, ::testing::ValuesIn(backend_kinds()),
                          [](const auto& info) { return info.param; });
 
