@@ -2,7 +2,12 @@
 // SELECT, unreachable servers, a server killed and restarted under traffic,
 // CLIENT KILL, a server that stops answering (command timeout), and
 // subscriptions made while disconnected.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <future>
@@ -143,11 +148,14 @@ TEST_F(Resilience, AuthWithPasswordAndAclUser) {
   // ACL user in the URL.
   auto& alice = started_with(redis::Options::from_url("redis://alice:pw@" + base));
   EXPECT_EQ(alice.request_sync(topic, "hi").data<std::string>(), "hi");
-  // Wrong password, wrong user password, none at all: start() says why.
-  auto err = start_error(redis::make_backend("redis://:wrong@" + base));
+  // Wrong password, wrong user password, none at all: start() says why,
+  // without the password.
+  auto err = start_error(redis::make_backend("redis://:wrongpw@" + base));
   EXPECT_NE(err.find("AUTH failed: WRONGPASS"), std::string::npos) << err;
-  err = start_error(redis::make_backend("redis://alice:nope@" + base));
+  EXPECT_EQ(err.find("wrongpw"), std::string::npos) << err;
+  err = start_error(redis::make_backend("redis://alice:nopepw@" + base));
   EXPECT_NE(err.find("AUTH failed: WRONGPASS"), std::string::npos) << err;
+  EXPECT_EQ(err.find("nopepw"), std::string::npos) << err;
   err = start_error(redis::make_backend("redis://" + base));
   EXPECT_NE(err.find("NOAUTH"), std::string::npos) << err;
 }
@@ -368,6 +376,71 @@ TEST_F(Resilience, SubscriptionsMadeWhileDownAreRestored) {
   other.signal(topic, 1, [&](const SignalResult& r) { p.set_value(r); });
   EXPECT_EQ(p.get_future().get().receivers, 1);
   ASSERT_TRUE(hits.wait_for(2));
+}
+
+/// A fake server on 127.0.0.1 that answers every command with `reply`
+/// (a server that echoes what it was sent in its errors).
+class EchoingServer {
+ public:
+  explicit EchoingServer(std::string reply) : reply_(std::move(reply)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), len) != 0 ||
+        ::listen(fd_, 8) != 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      return;
+    }
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~EchoingServer() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    for (int c : clients_) ::close(c);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int port() const { return port_; }
+
+ private:
+  void run() {
+    while (!stop_) {
+      std::vector<pollfd> fds{{fd_, POLLIN, 0}};
+      for (int c : clients_) fds.push_back({c, POLLIN, 0});
+      if (::poll(fds.data(), fds.size(), 20) <= 0) continue;
+      if (fds[0].revents & POLLIN) {
+        int c = ::accept(fd_, nullptr, nullptr);
+        if (c >= 0) clients_.push_back(c);
+      }
+      for (std::size_t i = 1; i < fds.size(); ++i) {
+        if (!(fds[i].revents & (POLLIN | POLLHUP))) continue;
+        char buf[512];
+        if (::read(fds[i].fd, buf, sizeof buf) > 0) {
+          (void)!::write(fds[i].fd, reply_.data(), reply_.size());
+        }
+      }
+    }
+  }
+  std::string reply_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::vector<int> clients_;
+  std::thread thread_;
+};
+
+TEST_F(Resilience, AuthErrorEchoingThePasswordIsRedacted) {
+  const std::string pw = "Ech0edSecret";
+  EchoingServer fake("-ERR invalid password '" + pw + "' for AUTH\r\n");
+  ASSERT_NE(fake.port(), 0);
+  redis::Options o;
+  o.port = fake.port();
+  o.password = pw;
+  o.connect_timeout = scaled(2s);
+  auto err = start_error(redis::make_backend(o));
+  EXPECT_NE(err.find("AUTH failed: ERR invalid password '***' for AUTH"), std::string::npos) << err;
+  EXPECT_EQ(err.find(pw), std::string::npos) << err;
 }
 
 }  // namespace
