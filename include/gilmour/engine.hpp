@@ -37,10 +37,11 @@
 ///
 /// Topics: a topic is a non-empty string without whitespace (space, tab,
 /// newline...), control characters (below 0x20, and 0x7f) or NUL; any other
-/// byte, UTF-8 included, is allowed. `*` is a Redis glob wildcard: allowed in
-/// slot topics only. A topic that starts with `gilmour.` is used as the
-/// channel itself. Every call taking a topic throws InvalidArgument for one
-/// that breaks these rules, before anything is sent.
+/// byte, UTF-8 included, is allowed. `*` is a Redis glob wildcard, allowed
+/// in slot topics only (listener_count() takes it literally). A topic that
+/// starts with `gilmour.` is used as the channel itself. Every call taking a
+/// topic throws InvalidArgument for one that breaks these rules, before
+/// anything is sent.
 #pragma once
 
 #include <chrono>
