@@ -25,6 +25,7 @@
 
 #include "engine_impl.hpp"
 #include "gilmour/executor.hpp"
+#include "topic.hpp"
 
 namespace gilmour {
 
@@ -553,11 +554,7 @@ namespace compose {
 Composition request(Gilmour* engine, std::string_view topic, nlohmann::json with,
                     RequestOptions options) {
   if (!engine) throw InvalidArgument("gilmour: compose::request(): null engine");
-  if (topic.empty()) throw InvalidArgument("gilmour: compose::request(): empty topic");
-  if (topic.find('*') != std::string_view::npos) {
-    throw InvalidArgument("gilmour: compose::request(): topic may not contain '*': " +
-                          std::string(topic));
-  }
+  gilmour::detail::validate_topic(topic, "compose::request()", /*allow_wildcard=*/false);
   if (!with.is_null() && !with.is_object()) {
     throw InvalidArgument("gilmour: compose::request(): `with` must be a JSON object or null");
   }

@@ -198,7 +198,6 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
         malformed_dropped{0}, stray_responses{0}, errors_reported{0}, reconnects{0}, slow_inline{0};
   };
 
-  void check_topic(std::string_view topic, const char* what) const;
   /// The reply handler answering health pings on gilmour.health.<ident>.
   std::shared_ptr<HandlerEntry> make_health_entry();
   /// The reply handler answering gilmour.stats.<ident> with stats() (our

@@ -117,9 +117,7 @@ HealthBulletin::HealthBulletin(Gilmour& engine, HealthBulletinOptions options) {
   if (options.retries <= 0)
     throw InvalidArgument("gilmour: HealthBulletin: retries must be positive");
   for (auto& t : options.essential_topics) {
-    if (t.empty() || t.find('*') != std::string::npos) {
-      throw InvalidArgument("gilmour: HealthBulletin: bad essential topic '" + t + "'");
-    }
+    detail::validate_topic(t, "HealthBulletin: essential topic", /*allow_wildcard=*/false);
   }
   impl_ = std::make_unique<Impl>(engine, std::move(options));
 }

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <random>
 
+#include "gilmour/error.hpp"
+
 namespace gilmour::detail {
 
 namespace {
@@ -23,6 +25,65 @@ std::string slot_channel(std::string_view topic) { return prefixed(kSlotPrefix, 
 
 bool has_wildcard(std::string_view topic) noexcept {
   return topic.find('*') != std::string_view::npos;
+}
+
+namespace {
+/// `topic` quoted for an error message: printable ASCII as is, other bytes
+/// below 0x20 or 0x7f escaped, at most 200 bytes.
+std::string quoted(std::string_view topic) {
+  constexpr std::size_t kMax = 200;
+  std::string out = "\"";
+  for (std::size_t i = 0; i < topic.size() && i < kMax; ++i) {
+    auto c = static_cast<unsigned char>(topic[i]);
+    switch (c) {
+      case '\t':
+        out += "\\t";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '"':
+      case '\\':
+        out += '\\';
+        out += static_cast<char>(c);
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\x%02x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  if (topic.size() > kMax) out += "...";
+  out += '"';
+  return out;
+}
+}  // namespace
+
+void validate_topic(std::string_view topic, const char* what, bool allow_wildcard) {
+  std::string where = std::string("gilmour: ") + what + ": ";
+  if (topic.empty()) throw InvalidArgument(where + "empty topic");
+  for (std::size_t i = 0; i < topic.size(); ++i) {
+    auto c = static_cast<unsigned char>(topic[i]);
+    if (c <= 0x20 || c == 0x7f) {
+      const char* kind = c == ' '                   ? "a space"
+                         : c == 0                   ? "a NUL byte"
+                         : (c >= '\t' && c <= '\r') ? "whitespace"
+                                                    : "a control character";
+      throw InvalidArgument(where + "topic " + quoted(topic) + " contains " + kind + " at offset " +
+                            std::to_string(i) +
+                            " (topics may not contain whitespace or control characters)");
+    }
+  }
+  if (!allow_wildcard && has_wildcard(topic)) {
+    throw InvalidArgument(where + "topic " + quoted(topic) + " may not contain '*'");
+  }
 }
 
 bool glob_match(std::string_view p, std::string_view s) noexcept {

@@ -21,6 +21,13 @@ std::string request_channel(std::string_view topic);
 /// `gilmour.slot.T`, or T itself when it already starts with `gilmour.`.
 std::string slot_channel(std::string_view topic);
 bool has_wildcard(std::string_view topic) noexcept;
+/// The one check of a topic handed to the API (slot, reply_to, signal,
+/// request, listener_count, compose::request, HealthBulletin). Throws
+/// gilmour::InvalidArgument, with `what` ("slot()") in the message, when the
+/// topic is empty, holds whitespace, a control character (< 0x20, 0x7f) or
+/// NUL, or holds `*` and `allow_wildcard` is false. Other bytes (UTF-8
+/// included) are accepted, and so is a topic that starts with `gilmour.`.
+void validate_topic(std::string_view topic, const char* what, bool allow_wildcard);
 /// Redis glob matching (`*`, `?`, `[a-z]`, `[^x]`, `\` escapes), as PSUBSCRIBE.
 bool glob_match(std::string_view pattern, std::string_view text) noexcept;
 /// A random RFC 4122 version 4 UUID.

@@ -17,6 +17,16 @@ bool is_string(const redisReply* r) noexcept {
   return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
 }
 
+/// `text` with every occurrence of `secret` replaced by `***` (a server
+/// might echo the password it was sent in its error reply).
+std::string without_secret(std::string text, const std::string& secret) {
+  if (secret.empty()) return text;
+  for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + 3)) {
+    text.replace(pos, secret.size(), "***");
+  }
+  return text;
+}
+
 template <typename F>
 void guarded(F&& f) noexcept {
   // Callbacks must not throw (Backend contract); nothing may unwind through
@@ -449,7 +459,8 @@ void Connection::complete(Op& op, redisReply* r) {
   switch (op.kind) {
     case OpKind::kHandshake:
       if (err) {
-        std::string why = op.what + " failed: " + std::string(view(r));
+        std::string why =
+            op.what + " failed: " + without_secret(std::string(view(r)), opts_.password);
         drop_context();
         down(why);
         return;

@@ -166,9 +166,9 @@ namespace compose {
 /// `with`: null or a JSON object merged into object inputs (the step's keys
 /// win). The engine must outlive every execution and must not be moved (it
 /// need not be started yet).
-/// @throws InvalidArgument for a null engine, an empty topic, a topic
-///         containing `*`, a `with` that is neither null nor an object, a
-///         negative timeout.
+/// @throws InvalidArgument for a null engine, an invalid topic (empty, or
+///         holding `*`, whitespace, a control character or NUL), a `with`
+///         that is neither null nor an object, a negative timeout.
 GILMOUR_API Composition request(Gilmour* engine, std::string_view topic,
                                 nlohmann::json with = nullptr, RequestOptions options = {});
 /// As above, without a with-object.

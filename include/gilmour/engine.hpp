@@ -38,6 +38,14 @@
 ///
 /// Errors: misuse throws (see error.hpp) before anything is sent; remote
 /// outcomes are Message codes, and a request always completes exactly once.
+///
+/// Topics: a topic is a non-empty string without whitespace (space, tab,
+/// newline...), control characters (below 0x20, and 0x7f) or NUL; any other
+/// byte, UTF-8 included, is allowed. `*` is a Redis glob wildcard, allowed
+/// in slot topics only (listener_count() takes it literally). A topic that
+/// starts with `gilmour.` is used as the channel itself. Every call taking a
+/// topic throws InvalidArgument for one that breaks these rules, before
+/// anything is sent.
 #pragma once
 
 #include <chrono>
@@ -248,22 +256,28 @@ class GILMOUR_API Gilmour {
   /// may hold Redis glob wildcards (`item.buy.*`); with options.group set,
   /// only one slot of the group runs per signal. After start(), blocks until
   /// the subscription is confirmed (up to connect_timeout).
-  /// @throws InvalidArgument for an empty topic or a null handler;
-  ///         InvalidState when the engine is stopping or stopped.
+  /// @throws InvalidArgument for an invalid topic (empty, or holding
+  ///         whitespace, a control character or NUL; see "Topics" above) or
+  ///         a null handler; InvalidState when the engine is stopping or
+  ///         stopped.
   Subscription slot(std::string_view topic, SlotHandler handler, HandlerOptions options = {});
 
   /// Registers a reply handler for `topic` (group "_default" unless set).
-  /// @throws InvalidArgument for an empty topic, a topic containing `*`, a null
-  ///         handler, or a second handler for the same topic and group;
+  /// @throws InvalidArgument for an invalid topic (empty, or holding `*`,
+  ///         whitespace, a control character or NUL), a null handler, or a
+  ///         second handler for the same topic and group;
   ///         InvalidState when the engine is stopping or stopped.
   Subscription reply_to(std::string_view topic, ReplyHandler handler, HandlerOptions options = {});
 
   /// Publishes a signal on `topic`; fire and forget. A failed publish is
   /// logged and counted (Stats::publish_failures).
-  /// @throws InvalidArgument for an empty topic or one containing `*`;
-  ///         InvalidState when the engine is not running.
+  /// @throws InvalidArgument for an invalid topic (empty, or holding `*`,
+  ///         whitespace, a control character or NUL); InvalidState when the
+  ///         engine is not running.
   void signal(std::string_view topic, nlohmann::json data, SignalOptions options = {});
   /// As above; `done` runs on the executor with the outcome.
+  /// @throws InvalidArgument as above, or for a null `done`; InvalidState
+  ///         when the engine is not running.
   void signal(std::string_view topic, nlohmann::json data, SignalCallback done,
               SignalOptions options = {});
 
@@ -276,19 +290,24 @@ class GILMOUR_API Gilmour {
   ///
   /// `done` is any callable taking a Message (this overload takes part only
   /// then, so `request(topic, data, {})` is the future form below).
-  /// @throws InvalidArgument for an empty topic or one containing `*`, a null
-  ///         callback, a negative timeout; InvalidState when not running.
+  /// @throws InvalidArgument for an invalid topic (empty, or holding `*`,
+  ///         whitespace, a control character or NUL), a null callback, a
+  ///         negative timeout; InvalidState when not running.
   template <typename F, typename = std::enable_if_t<std::is_invocable_v<F&, Message>>>
   void request(std::string_view topic, nlohmann::json data, F&& done, RequestOptions options = {}) {
     request_with_callback(topic, std::move(data), ReplyCallback(std::forward<F>(done)), options);
   }
   /// As above, as a future (which never holds an exception).
+  /// @throws InvalidArgument for an invalid topic (as above) or a negative
+  ///         timeout; InvalidState when not running.
   [[nodiscard]] std::future<Message> request(std::string_view topic, nlohmann::json data,
                                              RequestOptions options = {});
   /// As above, blocking. Warning: from a handler it occupies a worker until
   /// the answer; the default pool grows to compensate, an injected Executor
   /// may not.
-  /// @throws InvalidState when called on the engine's I/O thread.
+  /// @throws InvalidArgument for an invalid topic (as above) or a negative
+  ///         timeout; InvalidState when not running or when called on the
+  ///         engine's I/O thread.
   Message request_sync(std::string_view topic, nlohmann::json data, RequestOptions options = {});
 
   /// Counters since construction.
@@ -319,6 +338,9 @@ class GILMOUR_API Gilmour {
   [[nodiscard]] std::future<Status> forget_host(const std::string& ident);
   /// PUBSUB NUMSUB of a topic's request channel (`gilmour.request.T`, or the
   /// channel itself when it starts with `gilmour.`); -1 on a backend error.
+  /// @throws InvalidArgument for an invalid topic (empty, or holding
+  ///         whitespace, a control character or NUL; `*` is taken
+  ///         literally); InvalidState when not running.
   [[nodiscard]] std::future<std::int64_t> listener_count(std::string_view topic);
 
   /// The backend (for tools built on the engine). Its members may only be

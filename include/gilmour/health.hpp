@@ -79,7 +79,8 @@ struct HealthReport {
 class GILMOUR_API HealthBulletin {
  public:
   /// @throws InvalidArgument for a non-positive interval/timeout/retries or an
-  ///         empty essential topic.
+  ///         invalid essential topic (empty, or holding `*`, whitespace, a
+  ///         control character or NUL).
   HealthBulletin(Gilmour& engine, HealthBulletinOptions options);
   ~HealthBulletin();
   HealthBulletin(const HealthBulletin&) = delete;

@@ -109,7 +109,7 @@ void check_handler_options(const HandlerOptions& o, const char* what) {
 }  // namespace
 
 Subscription Gilmour::slot(std::string_view topic, SlotHandler handler, HandlerOptions options) {
-  if (topic.empty()) throw InvalidArgument("gilmour: slot(): empty topic");
+  detail::validate_topic(topic, "slot()", /*allow_wildcard=*/true);
   if (!handler) throw InvalidArgument("gilmour: slot(): null handler");
   check_handler_options(options, "slot()");
   auto e = std::make_shared<detail::HandlerEntry>();
@@ -127,11 +127,7 @@ Subscription Gilmour::slot(std::string_view topic, SlotHandler handler, HandlerO
 
 Subscription Gilmour::reply_to(std::string_view topic, ReplyHandler handler,
                                HandlerOptions options) {
-  if (topic.empty()) throw InvalidArgument("gilmour: reply_to(): empty topic");
-  if (detail::has_wildcard(topic)) {
-    throw InvalidArgument("gilmour: reply_to(): reply topics may not contain '*': " +
-                          std::string(topic));
-  }
+  detail::validate_topic(topic, "reply_to()", /*allow_wildcard=*/false);
   if (!handler) throw InvalidArgument("gilmour: reply_to(): null handler");
   check_handler_options(options, "reply_to()");
   auto e = std::make_shared<detail::HandlerEntry>();
@@ -199,7 +195,7 @@ std::future<Status> Gilmour::forget_host(const std::string& ident) {
 }
 
 std::future<std::int64_t> Gilmour::listener_count(std::string_view topic) {
-  if (topic.empty()) throw InvalidArgument("gilmour: listener_count(): empty topic");
+  detail::validate_topic(topic, "listener_count()", /*allow_wildcard=*/true);
   return impl_->on_backend<std::int64_t>(
       "listener_count()", -1, [channel = detail::request_channel(topic)](Backend& b, auto done) {
         b.subscriber_count(channel,

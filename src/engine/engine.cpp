@@ -78,14 +78,6 @@ Engine::~Engine() {
 
 // ---------------------------------------------------------------- validation
 
-void Engine::check_topic(std::string_view topic, const char* what) const {
-  if (topic.empty()) throw InvalidArgument(std::string("gilmour: ") + what + ": empty topic");
-  if (has_wildcard(topic)) {
-    throw InvalidArgument(std::string("gilmour: ") + what +
-                          ": topic may not contain '*': " + std::string(topic));
-  }
-}
-
 void Engine::require_running(const char* what) const {
   int s = state_.load();
   if (s != kRunning && s != kStopping) {

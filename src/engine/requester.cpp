@@ -15,7 +15,7 @@ namespace detail {
 
 void Engine::signal(std::string_view topic, nlohmann::json data, SignalCallback done,
                     SignalOptions options) {
-  check_topic(topic, "signal()");
+  validate_topic(topic, "signal()", /*allow_wildcard=*/false);
   require_running("signal()");
   auto seq = seq_.fetch_add(1) + 1;
   std::string channel = slot_channel(topic);
@@ -54,7 +54,7 @@ void Engine::signal(std::string_view topic, nlohmann::json data, SignalCallback 
 void Engine::request(std::string_view topic, nlohmann::json data,
                      std::function<void(Message)> complete, bool complete_on_io,
                      RequestOptions options) {
-  check_topic(topic, "request()");
+  validate_topic(topic, "request()", /*allow_wildcard=*/false);
   if (options.timeout.count() < 0) throw InvalidArgument("gilmour: request(): negative timeout");
   require_running("request()");
   auto timeout = options.timeout.count() > 0 ? options.timeout : opts_.request_timeout;

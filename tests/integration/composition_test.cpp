@@ -21,9 +21,9 @@ namespace {
 namespace c = gilmour::compose;
 using json = nlohmann::json;
 
-/// Waits for `f` up to `timeout`; a test failure (and 0 code) when it does not come.
+/// Waits for `f` up to scaled(timeout); a test failure (and 0 code) when it does not come.
 Message get(std::future<Message>& f, std::chrono::milliseconds timeout = 10s) {
-  if (f.wait_for(timeout) != std::future_status::ready) {
+  if (f.wait_for(scaled(timeout)) != std::future_status::ready) {
     ADD_FAILURE() << "composition did not complete in time";
     return Message("no result", 0);
   }

@@ -219,7 +219,7 @@ TEST_P(EngineTest, PerRequestResponseSchemeInteroperates) {
   for (int i = 0; i < 50; ++i) EXPECT_EQ(fs[i].get().data<int>(), i + 1);
   // Timeouts and 404s work the same way.
   EXPECT_EQ(client.request_sync(topic + ".none", 1, {50ms}).code(), 499);
-  EXPECT_EQ(client.request_sync(topic + ".none", 1, {5s, true}).code(), 404);
+  EXPECT_EQ(client.request_sync(topic + ".none", 1, {scaled(5s), true}).code(), 404);
   EXPECT_EQ(client.stats().responses_received, 50u);
 }
 
@@ -251,7 +251,7 @@ TEST_P(EngineTest, StopHonoursItsDrainDeadline) {
   ASSERT_TRUE(entered.wait());
   auto t0 = std::chrono::steady_clock::now();
   EXPECT_FALSE(g.stop(100ms));  // a handler was still running
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, scaled(5s));
   EXPECT_FALSE(sub.active());
   EXPECT_FALSE(later.active());
   release->open();
@@ -445,7 +445,7 @@ TEST_P(EngineTest, StopDrainsRunningHandlers) {
   auto& client = started();
   auto reply = client.request(topic, 1);
   ASSERT_TRUE(entered.wait());
-  auto stopped = std::async(std::launch::async, [&] { return server.stop(5s); });
+  auto stopped = std::async(std::launch::async, [&] { return server.stop(scaled(5s)); });
   // stop() is waiting for the handler.
   EXPECT_EQ(stopped.wait_for(100ms), std::future_status::timeout);
   release.open();
@@ -454,7 +454,7 @@ TEST_P(EngineTest, StopDrainsRunningHandlers) {
   EXPECT_EQ(m.code(), 200);
   EXPECT_EQ(m.data<std::string>(), "finished");
   // Stopped: takes no new messages.
-  auto m2 = client.request_sync(topic, 2, {10s, true});
+  auto m2 = client.request_sync(topic, 2, {scaled(10s), true});
   EXPECT_EQ(m2.code(), 404);
   EXPECT_FALSE(server.running());
   EXPECT_THROW(server.request_sync(topic, 1), InvalidState);
@@ -502,12 +502,12 @@ TEST_P(EngineTest, ConfirmSubscribersAnswers404AtOnce) {
   auto topic = unique_topic("nobody");
   RequestOptions o;
   o.confirm_subscribers = true;
-  o.timeout = 60s;  // must not wait for it
+  o.timeout = scaled(60s);  // must not wait for it
   auto start = std::chrono::steady_clock::now();
   auto m = client.request_sync(topic, 1, o);
   EXPECT_EQ(m.code(), 404);
   EXPECT_EQ(m.data<std::string>(), "No active listeners for: " + topic);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 30s);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, scaled(30s));
   std::promise<SignalResult> p;
   client.signal(topic, 1, [&](const SignalResult& r) { p.set_value(r); }, {true});
   auto r = p.get_future().get();
@@ -617,7 +617,8 @@ TEST_P(EngineTest, RequestWithBracedOptionsIsTheFutureForm) {
   auto sub = g.reply_to(topic, [](const Request& r, Response& res) { res.set_data(r.data()); });
   std::future<Message> f = g.request(topic, "x", {});
   EXPECT_EQ(f.get().data<std::string>(), "x");
-  auto m = g.request(topic, 2, RequestOptions{}.set_timeout(5s).set_confirm_subscribers()).get();
+  auto m =
+      g.request(topic, 2, RequestOptions{}.set_timeout(scaled(5s)).set_confirm_subscribers()).get();
   EXPECT_EQ(m.data<int>(), 2);
   // The callback form takes any callable.
   std::promise<Message> p;
@@ -669,7 +670,7 @@ TEST_P(EngineTest, DrainWaitsForRunningInvocations) {
   EXPECT_FALSE(sub.active());
   EXPECT_FALSE(finished.load());
   release.set_value();
-  EXPECT_TRUE(sub.drain(30s));
+  EXPECT_TRUE(sub.drain(scaled(30s)));
   EXPECT_TRUE(finished.load());  // drain returned only once the handler had
   // Delivery stopped: a signal after the drain reaches nobody here.
   Counter other;
@@ -775,7 +776,7 @@ TEST_P(EngineTest, InlineHandlerMayDeferAndItsDeadlineStillHolds) {
       topic + ".never", [&](const Request&, Response& res) { kept.push_back(res.defer()); },
       HandlerOptions{}.set_inline_delivery().set_timeout(100ms));
   EXPECT_EQ(g.request_sync(topic, 21).data<int>(), 42);
-  auto m = g.request_sync(topic + ".never", 1, RequestOptions{}.set_timeout(30s));
+  auto m = g.request_sync(topic + ".never", 1, RequestOptions{}.set_timeout(scaled(30s)));
   EXPECT_EQ(m.code(), 499);
   for (auto& t : answerers) t.join();
   EXPECT_EQ(g.stats().server_timeouts, 1u);
@@ -865,6 +866,93 @@ TEST_P(EngineTest, StopFromOwnHandlerThrowsAndDestructorStops) {
     g.signal(topic, 1);
     EXPECT_TRUE(threw.get_future().get());
   }  // destructor stops cleanly
+}
+
+// Topics with whitespace, control characters or NUL are refused by every
+// call that takes a topic, before anything is sent; `*` only in slots.
+TEST_P(EngineTest, InvalidTopicsAreRejectedBeforeAnythingIsSent) {
+  using namespace std::string_literals;
+  auto prefix = unique_topic("bad");
+  auto slots = world_->capture("gilmour.slot." + prefix + "*", true);
+  auto requests = world_->capture("gilmour.request." + prefix + "*", true);
+  const std::vector<std::string> bad = {
+      prefix + " x",
+      prefix + "\tx",
+      prefix + "\nx",
+      prefix + "\rx",
+      prefix + "\0x"s,
+      prefix + "\x01",
+      prefix + "\x1b",
+      prefix + "\x7f",
+      " " + prefix,
+      prefix + " ",
+      "",
+  };
+  auto& g = engine();
+  auto noop_reply = [](const Request&, Response&) {};
+  auto noop_slot = [](const Request&) {};
+  auto is_invalid = [](auto&& call) {
+    try {
+      call();
+    } catch (const InvalidArgument&) {
+      return true;
+    } catch (...) {
+      return false;
+    }
+    return false;
+  };
+  for (const auto& t : bad) {
+    auto shown = ::testing::PrintToString(t);
+    EXPECT_TRUE(is_invalid([&] { auto s = g.slot(t, noop_slot); })) << shown;
+    EXPECT_TRUE(is_invalid([&] { auto s = g.reply_to(t, noop_reply); })) << shown;
+    EXPECT_TRUE(is_invalid([&] { (void)compose::request(g, t); })) << shown;
+    HealthBulletinOptions ho;
+    ho.essential_topics = {prefix, t};
+    EXPECT_TRUE(is_invalid([&] { HealthBulletin b(g, ho); })) << shown;
+  }
+  // Before start(), the topic is checked before the engine's state.
+  EXPECT_TRUE(is_invalid([&] { g.signal(prefix + " x", 1); }));
+  EXPECT_TRUE(is_invalid([&] { g.request_sync(prefix + " x", 1); }));
+  g.start();
+  for (const auto& t : bad) {
+    auto shown = ::testing::PrintToString(t);
+    EXPECT_TRUE(is_invalid([&] { g.signal(t, 1); })) << shown;
+    EXPECT_TRUE(is_invalid([&] { g.signal(t, 1, [](const SignalResult&) {}); })) << shown;
+    EXPECT_TRUE(is_invalid([&] { g.request(t, 1, [](Message) {}); })) << shown;
+    EXPECT_TRUE(is_invalid([&] { (void)g.request(t, 1); })) << shown;
+    EXPECT_TRUE(is_invalid([&] { g.request_sync(t, 1); })) << shown;
+    EXPECT_TRUE(is_invalid([&] { (void)g.listener_count(t); })) << shown;
+    EXPECT_TRUE(is_invalid([&] { auto s = g.slot(t, noop_slot); })) << shown;
+    EXPECT_TRUE(is_invalid([&] { auto s = g.reply_to(t, noop_reply); })) << shown;
+  }
+  // `*`: a slot pattern, but neither a reply, signal, request nor essential topic.
+  auto pattern = g.slot(prefix + ".*", noop_slot);
+  EXPECT_TRUE(is_invalid([&] { auto s = g.reply_to(prefix + ".*", noop_reply); }));
+  EXPECT_TRUE(is_invalid([&] { g.signal(prefix + ".*", 1); }));
+  EXPECT_TRUE(is_invalid([&] { (void)compose::request(g, prefix + ".*"); }));
+  HealthBulletinOptions ho;
+  ho.essential_topics = {prefix + ".*"};
+  EXPECT_TRUE(is_invalid([&] { HealthBulletin b(g, ho); }));
+  // The message says what is wrong with which topic.
+  try {
+    g.signal(prefix + "\nfake", 1);
+    ADD_FAILURE() << "no exception";
+  } catch (const InvalidArgument& e) {
+    std::string what = e.what();
+    EXPECT_EQ(what.rfind("gilmour: signal(): topic ", 0), 0u) << what;
+    EXPECT_NE(what.find("contains whitespace"), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+  }
+  // Nothing was published: only the sentinels below arrive.
+  g.signal(prefix + ".ok", 1);
+  auto echo = g.reply_to(prefix + ".ok", [](const Request&, Response& res) { res.set_data(1); });
+  EXPECT_EQ(g.request_sync(prefix + ".ok", 1).code(), 200);
+  auto got_slots = slots->wait_for(1);
+  auto got_requests = requests->wait_for(1);
+  ASSERT_EQ(got_slots.size(), 1u);
+  EXPECT_EQ(got_slots[0].first, "gilmour.slot." + prefix + ".ok");
+  ASSERT_EQ(got_requests.size(), 1u);
+  EXPECT_EQ(got_requests[0].first, "gilmour.request." + prefix + ".ok");
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, EngineTest, ::testing::ValuesIn(backend_kinds()),

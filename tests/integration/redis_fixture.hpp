@@ -30,13 +30,14 @@ class RedisTest : public ::testing::Test {
     engines_.clear();
   }
 
-  /// Backend options for `s` with fast reconnection, for tests.
+  /// Backend options for `s` with fast reconnection, for tests (connect and
+  /// command timeouts of 2 s, scaled()).
   static redis::Options options_for(const RedisServer& s) {
     redis::Options o;
     o.host = s.host();
     o.port = s.port();
-    o.connect_timeout = 2s;
-    o.command_timeout = 2s;
+    o.connect_timeout = scaled(2s);
+    o.command_timeout = scaled(2s);
     o.reconnect_min = 20ms;
     o.reconnect_max = 200ms;
     return o;

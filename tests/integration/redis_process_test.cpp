@@ -110,12 +110,12 @@ TEST_F(Processes, ThreeProcessesOneGroupEachRequestHandledOnce) {
   for (int i = 0; i < kPeers; ++i) {
     peers.push_back(std::make_unique<Peer>(server_->url(), topic, "workers"));
   }
-  for (auto& p : peers) ASSERT_TRUE(p->wait_ready(10s)) << "a peer did not start";
+  for (auto& p : peers) ASSERT_TRUE(p->wait_ready(scaled(10s))) << "a peer did not start";
   RawRedis raw(target());
   ASSERT_EQ(raw.numsub("gilmour.request." + topic), kPeers);
 
   auto o = test_options();
-  o.request_timeout = 30s;
+  o.request_timeout = scaled(30s);
   auto& client = started(o);
   std::vector<std::future<Message>> fs;
   fs.reserve(kRequests);

@@ -15,7 +15,7 @@ namespace gilmour::test {
 std::vector<std::pair<std::string, std::string>> Capture::wait_for(std::size_t n,
                                                                    std::chrono::milliseconds t) {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, t, [&] { return got_.size() >= n; });
+  cv_.wait_for(lock, scaled(t), [&] { return got_.size() >= n; });
   return got_;
 }
 
@@ -45,7 +45,7 @@ std::size_t Counter::value() {
 
 bool Counter::wait_for(std::size_t n, std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_for(lock, timeout, [&] { return n_ >= n; });
+  return cv_.wait_for(lock, scaled(timeout), [&] { return n_ >= n; });
 }
 
 void Latch::open() {
@@ -56,7 +56,7 @@ void Latch::open() {
 
 bool Latch::wait(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_for(lock, timeout, [&] { return open_; });
+  return cv_.wait_for(lock, scaled(timeout), [&] { return open_; });
 }
 
 bool Latch::is_open() {
@@ -77,9 +77,9 @@ std::string unique_topic(const std::string& name) {
 EngineOptions test_options() {
   EngineOptions o;
   o.worker_threads = 4;
-  o.request_timeout = 10s;
-  o.connect_timeout = 5s;
-  o.drain_timeout = 5s;
+  o.request_timeout = scaled(10s);
+  o.connect_timeout = scaled(5s);
+  o.drain_timeout = scaled(5s);
   static auto quiet = std::make_shared<spdlog::logger>(
       "gilmour-test", std::make_shared<spdlog::sinks::null_sink_mt>());
   o.logger = quiet;

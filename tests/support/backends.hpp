@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "support/timing.hpp"
+
 namespace gilmour::test {
 
 using namespace std::chrono_literals;
@@ -20,7 +22,8 @@ using namespace std::chrono_literals;
 class Capture {
  public:
   virtual ~Capture() = default;
-  /// Waits until at least `n` messages arrived; returns what arrived.
+  /// Waits until at least `n` messages arrived, for at most scaled(timeout);
+  /// returns what arrived.
   std::vector<std::pair<std::string, std::string>> wait_for(std::size_t n,
                                                             std::chrono::milliseconds timeout = 5s);
   /// What arrived so far.
@@ -57,7 +60,8 @@ std::vector<std::string> backend_kinds();
 std::unique_ptr<World> make_world(const std::string& kind, std::string* why);
 /// A topic prefix unique to the running test.
 std::string unique_topic(const std::string& name);
-/// Engine options for tests: small pool, short timeouts, quiet logger.
+/// Engine options for tests: small pool, quiet logger, timeouts (request,
+/// connect, drain) of 10 s, 5 s and 5 s, scaled().
 EngineOptions test_options();
 
 /// A counter that can be waited on.
@@ -65,7 +69,7 @@ class Counter {
  public:
   void add(std::size_t n = 1);
   std::size_t value();
-  /// Waits until value() >= n.
+  /// Waits until value() >= n, for at most scaled(timeout).
   bool wait_for(std::size_t n, std::chrono::milliseconds timeout = 10s);
 
  private:
@@ -78,6 +82,7 @@ class Counter {
 class Latch {
  public:
   void open();
+  /// Waits until open() was called, for at most scaled(timeout).
   bool wait(std::chrono::milliseconds timeout = 10s);
   bool is_open();
 

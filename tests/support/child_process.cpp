@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "support/redis_server.hpp"
+#include "support/timing.hpp"
 
 extern char** environ;
 
@@ -97,7 +98,7 @@ bool ChildProcess::pump(std::chrono::steady_clock::time_point deadline) {
 }
 
 bool ChildProcess::wait_for_output(const std::string& text, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto deadline = std::chrono::steady_clock::now() + scaled(timeout);
   while (out_.find(text) == std::string::npos) {
     if (out_fd_ < 0 || !pump(deadline)) break;
   }
@@ -111,7 +112,7 @@ void ChildProcess::signal(int sig) {
 ProgramResult ChildProcess::wait(std::chrono::milliseconds timeout) {
   ProgramResult r;
   if (pid_ <= 0) return r;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto deadline = std::chrono::steady_clock::now() + scaled(timeout);
   while (pump(deadline)) {
   }
   if (out_fd_ >= 0 || err_fd_ >= 0) ::kill(pid_, SIGKILL);  // timed out

@@ -42,12 +42,13 @@ class ChildProcess {
   pid_t pid() const noexcept { return pid_; }
 
   /// Reads stdout until it contains `text`, the program closes it, or
-  /// `timeout` passes; returns whether `text` arrived.
+  /// scaled(timeout) passes; returns whether `text` arrived.
   bool wait_for_output(const std::string& text, std::chrono::milliseconds timeout = 60s);
   /// Sends `sig` (when still running).
   void signal(int sig);
   /// Reads both pipes to their end and reaps the child. When it has not
-  /// finished within `timeout` it is killed (and the result says SIGKILL).
+  /// finished within scaled(timeout) it is killed (and the result says
+  /// SIGKILL).
   ProgramResult wait(std::chrono::milliseconds timeout = 120s);
 
  private:

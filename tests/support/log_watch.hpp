@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "support/timing.hpp"
+
 namespace gilmour::test {
 
 class LogWatch final : public spdlog::sinks::base_sink<std::mutex> {
@@ -24,10 +26,11 @@ class LogWatch final : public spdlog::sinks::base_sink<std::mutex> {
     std::lock_guard<std::mutex> lock(mu_);
     return count_locked(needle);
   }
-  /// Waits until at least `n` lines contain `needle`.
+  /// Waits until at least `n` lines contain `needle`, for at most
+  /// scaled(timeout).
   bool wait_for(const std::string& needle, std::size_t n, std::chrono::milliseconds timeout) {
     std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, timeout, [&] { return count_locked(needle) >= n; });
+    return cv_.wait_for(lock, scaled(timeout), [&] { return count_locked(needle) >= n; });
   }
   std::vector<std::string> lines() {
     std::lock_guard<std::mutex> lock(mu_);

@@ -13,6 +13,8 @@
 #include <memory>
 #include <thread>
 
+#include "support/timing.hpp"
+
 namespace gilmour::test {
 
 namespace {
@@ -120,7 +122,7 @@ bool RedisServer::start(std::vector<std::string> extra, int port) {
     ::close(fds[1]);
     pid_ = pid;
     out_fd_ = fds[0];
-    if (wait_ready(std::chrono::seconds(10))) return true;
+    if (wait_ready(scaled(std::chrono::seconds(10)))) return true;
     kill();
     if (port) break;  // a fixed port cannot be retried elsewhere
   }

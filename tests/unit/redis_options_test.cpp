@@ -67,5 +67,101 @@ TEST(RedisUrl, MakeBackendFromUrl) {
   EXPECT_THROW(make_backend("redis://host:99999"), InvalidArgument);
 }
 
+/// The text from_url() throws for `url`, or "" when it parses.
+std::string from_url_error(const std::string& url) {
+  try {
+    (void)Options::from_url(url);
+  } catch (const InvalidArgument& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(RedisUrlSecrets, MalformedUrlsNeverQuoteThePassword) {
+  const std::string pw = "Sup3rSecretPw";
+  for (const std::string& url : {
+           "redis://:" + pw + "@127.0.0.1:notaport",       // bad port
+           "redis://alice:" + pw + "@127.0.0.1:70000",     // port out of range
+           "redis://alice:" + pw + "@127.0.0.1:6379/x",    // bad db
+           "redis://alice:" + pw + "@127.0.0.1/-1",        // negative db
+           "redis://" + pw + "@",                          // password only, no host
+           "redis://:" + pw + "@[::1",                     // unterminated IPv6
+           "redis://:" + pw + "@[::1]x",                   // junk after IPv6
+           "http://alice:" + pw + "@host:6379",            // bad scheme
+           "redis://:" + pw + "%zz@host",                  // bad escape in the password
+           "redis://:" + pw + "@host?nope=1",              // unknown parameter
+           "redis://:" + pw + "@host?db",                  // parameter without '='
+           "redis://:pa/" + pw + "@host:6379",             // raw '/' in the password
+           "redis://:pa?" + pw + "@host:6379",             // raw '?' in the password
+           "redis://:pa@" + pw + "@host:x",                // raw '@' in the password
+           "redis://host:x?password=" + pw,                // password in the query
+           "redis://host:6379?password=" + pw + "&db=x",   // ... followed by a bad db
+           "redis://host:6379?password=a&" + pw,           // raw '&' in the password
+           "redis://host:6379?password=a&" + pw + "=1",    // ... that looks like a key
+           "unix://relative.sock?password=" + pw,          // relative socket
+           "unix:///s?password=" + pw + "&db=x",           // unix, bad db
+           "unix:///s?db=x&password=" + pw,                // password after the error
+           "unix://alice:" + pw + "@/var/run/redis.sock",  // userinfo on unix://
+           "host:x?password=p@" + pw,                      // no scheme
+           pw + "@host:x",                                 // no scheme, userinfo
+       }) {
+    auto what = from_url_error(url);
+    EXPECT_NE(what, "") << "accepted " << url;
+    EXPECT_EQ(what.find(pw), std::string::npos) << what;
+    EXPECT_EQ(what.find("Secret"), std::string::npos) << what;  // not even a piece
+    EXPECT_NE(what.find("bad URL"), std::string::npos) << what;
+  }
+}
+
+TEST(RedisUrlSecrets, ErrorsQuoteTheRedactedUrl) {
+  EXPECT_EQ(from_url_error("redis://alice:s3cret@db.example:port/2"),
+            "gilmour::redis: bad URL 'redis://alice:***@db.example:port/2': port is not a number");
+  EXPECT_EQ(from_url_error("redis://s3cret@db.example:0"),
+            "gilmour::redis: bad URL 'redis://***@db.example:0': port out of range");
+  EXPECT_EQ(from_url_error("unix:///s?password=s3cret&db=x"),
+            "gilmour::redis: bad URL 'unix:///s?password=***&db=x': db is not a number");
+}
+
+TEST(RedisUrlSecrets, RedactUrl) {
+  EXPECT_EQ(redact_url("redis://alice:s3cret@host:6379/2"), "redis://alice:***@host:6379/2");
+  EXPECT_EQ(redact_url("redis://:s3cret@host"), "redis://:***@host");
+  EXPECT_EQ(redact_url("redis://s3cret@host"), "redis://***@host");
+  EXPECT_EQ(redact_url("redis://host:6379/0"), "redis://host:6379/0");
+  EXPECT_EQ(redact_url("127.0.0.1:6379"), "127.0.0.1:6379");
+  EXPECT_EQ(redact_url("redis://:a/b?c@host:1"), "redis://:***@host:1");
+  EXPECT_EQ(redact_url("unix:///var/run/r@dis.sock?db=2&password=p@ss&user=u"),
+            "unix:///var/run/r@dis.sock?db=2&password=***&user=u");
+  EXPECT_EQ(redact_url("redis://host?password=a&b&db=1"), "redis://host?password=***&db=1");
+  EXPECT_EQ(redact_url("redis://u:p@host?password=q&password=r"),
+            "redis://u:***@host?password=***&password=***");
+  EXPECT_EQ(redact_url(""), "");
+}
+
+TEST(RedisUrlSecrets, DescribeHasNoPassword) {
+  auto o = Options::from_url("redis://alice:s3cret@db.example:6380/2");
+  EXPECT_EQ(o.describe(), "redis://alice:***@db.example:6380/2");
+  EXPECT_EQ(Options::from_url("redis://:s3cret@127.0.0.1").describe(),
+            "redis://:***@127.0.0.1:6379");
+  EXPECT_EQ(Options::from_url("redis://[::1]:6391").describe(), "redis://[::1]:6391");
+  EXPECT_EQ(Options::from_url("unix:///tmp/r.sock?db=1&password=s3cret").describe(),
+            "unix:///tmp/r.sock?db=1&password=***");
+  EXPECT_EQ(Options{}.describe(), "redis://127.0.0.1:6379");
+  // The backend's own description (used in logs) has none either.
+  auto b = make_backend("redis://alice:s3cret@127.0.0.1:6399/1");
+  EXPECT_EQ(b->describe().find("s3cret"), std::string::npos) << b->describe();
+}
+
+TEST(RedisUrlSecrets, InvalidOptionsNeverQuoteThePassword) {
+  Options o;
+  o.password = "s3cretpw";
+  o.port = 0;
+  try {
+    (void)make_backend(o);
+    ADD_FAILURE() << "no exception";
+  } catch (const InvalidArgument& e) {
+    EXPECT_EQ(std::string(e.what()).find("s3cretpw"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace gilmour::redis

@@ -22,16 +22,6 @@ bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
-/// Replaces every occurrence of `what` in `text` with `with`.
-std::string replace_all(std::string text, const std::string& what, const std::string& with) {
-  if (what.empty()) return text;
-  for (auto pos = text.find(what); pos != std::string::npos;
-       pos = text.find(what, pos + with.size())) {
-    text.replace(pos, what.size(), with);
-  }
-  return text;
-}
-
 /// The library's error text without its "gilmour: " / "gilmour::redis: "
 /// prefix (the tool prints its own).
 std::string plain(std::string text) {
@@ -41,63 +31,7 @@ std::string plain(std::string text) {
   return text;
 }
 
-/// An error text of the library with the raw URL (and the password, should
-/// it appear on its own) replaced by their redacted forms.
-std::string scrub(std::string text, const std::string& url) {
-  text = replace_all(plain(std::move(text)), url, redact_url(url));
-  try {
-    auto o = redis::Options::from_url(url);
-    if (o.password.size() >= 3) text = replace_all(std::move(text), o.password, "***");
-  } catch (const std::exception&) {  // malformed: the URL replacement above is what we can do
-  }
-  return text;
-}
-
 }  // namespace
-
-std::string redact_url(std::string_view url) {
-  std::string out;
-  std::string_view rest = url;
-  auto scheme = rest.find("://");
-  if (scheme != std::string_view::npos) {
-    out.append(rest.substr(0, scheme + 3));
-    rest = rest.substr(scheme + 3);
-  }
-  // The authority runs to the first '/' or '?' (unix:// has none: its path follows).
-  auto end = rest.find_first_of("/?");
-  auto authority = rest.substr(0, end);
-  auto at = authority.rfind('@');
-  if (at != std::string_view::npos) {
-    auto cred = authority.substr(0, at);
-    auto colon = cred.find(':');
-    if (colon != std::string_view::npos) out.append(cred.substr(0, colon + 1));
-    out.append("***@");
-    rest = rest.substr(at + 1);
-  }
-  // Query parameters: password=... becomes password=***.
-  auto q = rest.find('?');
-  if (q == std::string_view::npos) {
-    out.append(rest);
-    return out;
-  }
-  out.append(rest.substr(0, q + 1));
-  auto query = rest.substr(q + 1);
-  bool first = true;
-  while (true) {
-    auto amp = query.find('&');
-    auto part = query.substr(0, amp);
-    if (!first) out += '&';
-    first = false;
-    if (starts_with(part, "password=")) {
-      out.append("password=***");
-    } else {
-      out.append(part);
-    }
-    if (amp == std::string_view::npos) break;
-    query = query.substr(amp + 1);
-  }
-  return out;
-}
 
 EngineOptions engine_options(const Global& g) {
   static std::shared_ptr<spdlog::logger> logger = [&] {
@@ -124,7 +58,7 @@ std::unique_ptr<Gilmour> make_engine(const Global& g, EngineOptions options) {
     ro.connect_timeout = std::chrono::milliseconds(g.connect_timeout_ms);
     return std::make_unique<Gilmour>(redis::make_backend(ro), std::move(options));
   } catch (const InvalidArgument& e) {
-    throw Failure(kExitUsage, scrub(e.what(), g.url));
+    throw Failure(kExitUsage, plain(e.what()));  // the library redacts the password
   }
 }
 
@@ -132,8 +66,8 @@ void start_engine(Gilmour& engine, const Global& g) {
   try {
     engine.start();
   } catch (const ConnectionError& e) {
-    throw Failure(kExitUnreachable, "cannot connect to Redis at " + redact_url(g.url) + ": " +
-                                        scrub(e.what(), g.url));
+    throw Failure(kExitUnreachable, "cannot connect to Redis at " + redis::redact_url(g.url) +
+                                        ": " + plain(e.what()));
   }
 }
 

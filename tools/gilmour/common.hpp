@@ -43,9 +43,6 @@ struct Global {
 
 inline constexpr const char* kDefaultUrl = "redis://127.0.0.1:6379";
 
-/// The URL with any password replaced by `***` (userinfo and `password=`).
-std::string redact_url(std::string_view url);
-
 /// Engine options for a command: quiet logger (warnings on stderr, debug
 /// with --verbose), short connect timeout, error records ignored (commands
 /// that serve topics set their own policy).

@@ -49,12 +49,12 @@ class QueueReader {
     try {
       o = redis::Options::from_url(g.url);
     } catch (const Error&) {
-      throw Failure(kExitUsage, "bad URL " + redact_url(g.url));
+      throw Failure(kExitUsage, "bad URL " + redis::redact_url(g.url));
     }
     timeval tv{g.connect_timeout_ms / 1000, (g.connect_timeout_ms % 1000) * 1000};
     ctx_.reset(o.unix_socket.empty() ? redisConnectWithTimeout(o.host.c_str(), o.port, tv)
                                      : redisConnectUnixWithTimeout(o.unix_socket.c_str(), tv));
-    auto where = "cannot connect to Redis at " + redact_url(g.url) + ": ";
+    auto where = "cannot connect to Redis at " + redis::redact_url(g.url) + ": ";
     if (!ctx_ || ctx_->err) {
       throw Failure(kExitUnreachable, where + (ctx_ ? ctx_->errstr : "out of memory"));
     }

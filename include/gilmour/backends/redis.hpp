@@ -24,6 +24,11 @@
 /// Errors: make_backend() and Options::from_url() throw InvalidArgument for
 /// bad options; everything else is reported as a Status to the engine.
 ///
+/// Secrets: no exception text, Status, log line or describe() of this backend
+/// contains the password. URLs are quoted redacted (redact_url), and an error
+/// reply of the server to AUTH has the password (should it echo it) replaced
+/// by `***`.
+///
 /// Thread safety: Options is a plain value. A backend serves one engine and
 /// is used only on that engine's I/O thread; it may be destroyed before it
 /// was opened or after close() completed.
@@ -66,7 +71,18 @@ struct GILMOUR_API Options {
   static Options from_url(std::string_view url);
   /// `host:port` or the socket path, for logs.
   std::string address() const;
+  /// These options as a URL with the password replaced by `***`, for logs
+  /// and messages: `redis://alice:***@host:6379/2`,
+  /// `unix:///path?db=2&password=***`. Never contains the password.
+  std::string describe() const;
 };
+
+/// `url` with every password replaced by `***`, for logs and messages: the
+/// userinfo's (`redis://user:***@host`, `redis://***@host`) and the values
+/// of `password=` query parameters. Works on malformed URLs too (that is
+/// what error texts quote): a password holding raw `/`, `?`, `@` or `&` is
+/// hidden whole. Other parts are kept as written.
+GILMOUR_API std::string redact_url(std::string_view url);
 
 /// A Redis backend with these options.
 /// @throws InvalidArgument for an invalid option (port, db, timeouts).
