@@ -140,8 +140,8 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   /// Answers a reply (any thread); false when it was answered already.
   bool finish_reply(const std::shared_ptr<ReplyState>& st, nlohmann::json data, int code);
   /// Publishes an answer and its error record (I/O thread).
-  void send_answer(const std::shared_ptr<ReplyState>& st, std::string channel, std::string payload,
-                   std::optional<ErrorRecord> record);
+  void send_answer(const std::shared_ptr<ReplyState>& st, const std::string& channel,
+                   std::string payload, std::optional<ErrorRecord> record);
   /// Schedules the server-side deadline: 499 when it passes unanswered.
   void arm_reply_deadline(const std::shared_ptr<ReplyState>& st, std::chrono::milliseconds timeout);
   void report_error(ErrorRecord record);

@@ -10,7 +10,6 @@
 #include "topic.hpp"
 
 namespace gilmour {
-namespace detail {}  // namespace detail
 
 ErrorPolicy parse_error_policy(std::string_view name) {
   if (name == "publish") return ErrorPolicy::kPublish;
@@ -212,5 +211,4 @@ ErrorPolicy Gilmour::error_policy() const noexcept { return impl_->policy_.load(
 const std::shared_ptr<Backend>& Gilmour::backend() const noexcept { return impl_->backend_; }
 const std::shared_ptr<spdlog::logger>& Gilmour::logger() const noexcept { return impl_->log_; }
 
-namespace detail {}  // namespace detail
 }  // namespace gilmour

@@ -10,8 +10,7 @@
 #include "gilmour/error.hpp"
 #include "topic.hpp"
 
-namespace gilmour {
-namespace detail {
+namespace gilmour::detail {
 
 void Engine::on_message(std::string_view channel, std::string_view pattern,
                         std::string_view payload) {
@@ -179,5 +178,4 @@ void Engine::run_slot(const std::shared_ptr<HandlerEntry>& h,
   }
 }
 
-}  // namespace detail
-}  // namespace gilmour
+}  // namespace gilmour::detail

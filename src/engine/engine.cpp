@@ -13,8 +13,7 @@
 #include "gilmour/error.hpp"
 #include "topic.hpp"
 
-namespace gilmour {
-namespace detail {
+namespace gilmour::detail {
 
 namespace {
 
@@ -309,5 +308,4 @@ Stats Engine::stats() const {
   return s;
 }
 
-}  // namespace detail
-}  // namespace gilmour
+}  // namespace gilmour::detail

@@ -10,8 +10,7 @@
 #include "gilmour/error.hpp"
 #include "topic.hpp"
 
-namespace gilmour {
-namespace detail {
+namespace gilmour::detail {
 
 namespace {
 
@@ -77,5 +76,4 @@ void Engine::publish_error(const ErrorRecord& record) {
   }
 }
 
-}  // namespace detail
-}  // namespace gilmour
+}  // namespace gilmour::detail

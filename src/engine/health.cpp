@@ -10,8 +10,7 @@
 #include "gilmour/error.hpp"
 #include "topic.hpp"
 
-namespace gilmour {
-namespace detail {
+namespace gilmour::detail {
 
 std::shared_ptr<HandlerEntry> Engine::make_health_entry() {
   auto h = std::make_shared<HandlerEntry>();
@@ -72,5 +71,4 @@ void Engine::enable_health_check() {
       opts_.connect_timeout, &st);
 }
 
-}  // namespace detail
-}  // namespace gilmour
+}  // namespace gilmour::detail

@@ -10,8 +10,7 @@
 #include "gilmour/error.hpp"
 #include "topic.hpp"
 
-namespace gilmour {
-namespace detail {
+namespace gilmour::detail {
 
 Subscription Engine::add_handler(std::shared_ptr<HandlerEntry> entry) {
   if (state_.load() >= kStopping) {
@@ -120,5 +119,4 @@ void Engine::detach(const std::shared_ptr<HandlerEntry>& entry) {
   backend_->unsubscribe(entry->channel, pattern, [](const Status&) {});
 }
 
-}  // namespace detail
-}  // namespace gilmour
+}  // namespace gilmour::detail

@@ -10,8 +10,7 @@
 #include "gilmour/error.hpp"
 #include "topic.hpp"
 
-namespace gilmour {
-namespace detail {
+namespace gilmour::detail {
 
 void Engine::run_reply(const std::shared_ptr<ReplyState>& st) {
   InflightToken running(shared_from_this());
@@ -45,9 +44,9 @@ void Engine::arm_reply_deadline(const std::shared_ptr<ReplyState>& st,
     self->counters_.server_timeouts.fetch_add(1, std::memory_order_relaxed);
     auto m = timeout_message();
     auto channel = std::string(kResponsePrefix) + st->request->message->sender();
+    auto payload = encode_envelope(m.data(), m.code(), channel);
     auto record = self->make_record(*st->request, m.code(), m.data());
-    self->send_answer(st, std::move(channel), encode_envelope(m.data(), m.code(), channel),
-                      std::move(record));
+    self->send_answer(st, channel, std::move(payload), std::move(record));
   });
 }
 
@@ -59,16 +58,16 @@ bool Engine::finish_reply(const std::shared_ptr<ReplyState>& st, nlohmann::json 
   std::optional<ErrorRecord> record;
   if (code >= 300) record = make_record(*st->request, code, std::move(data));
   if (io_.on_io_thread()) {  // an inline handler: publish in this loop turn
-    send_answer(st, std::move(channel), std::move(payload), std::move(record));
+    send_answer(st, channel, std::move(payload), std::move(record));
     return true;
   }
   return io_.try_post([self = shared_from_this(), st, channel = std::move(channel),
                        payload = std::move(payload), record = std::move(record)]() mutable {
-    self->send_answer(st, std::move(channel), std::move(payload), std::move(record));
+    self->send_answer(st, channel, std::move(payload), std::move(record));
   });
 }
 
-void Engine::send_answer(const std::shared_ptr<ReplyState>& st, std::string channel,
+void Engine::send_answer(const std::shared_ptr<ReplyState>& st, const std::string& channel,
                          std::string payload, std::optional<ErrorRecord> record) {
   io_.cancel(st->timer);
   st->timer = {};
@@ -84,7 +83,9 @@ void Engine::send_answer(const std::shared_ptr<ReplyState>& st, std::string chan
   st->token.reset();
 }
 
-}  // namespace detail
+}  // namespace gilmour::detail
+
+namespace gilmour {
 
 Response::Response(std::shared_ptr<detail::ReplyState> state) : state_(std::move(state)) {}
 
@@ -121,5 +122,4 @@ bool Response::Deferred::respond(nlohmann::json data, int c) {
   return e->finish_reply(state_, std::move(data), c);
 }
 
-namespace detail {}  // namespace detail
 }  // namespace gilmour

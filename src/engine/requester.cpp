@@ -10,8 +10,7 @@
 #include "gilmour/error.hpp"
 #include "topic.hpp"
 
-namespace gilmour {
-namespace detail {
+namespace gilmour::detail {
 
 void Engine::signal(std::string_view topic, nlohmann::json data, SignalCallback done,
                     SignalOptions options) {
@@ -176,5 +175,4 @@ Message Engine::request_sync(std::string_view topic, nlohmann::json data, Reques
   return f.get();
 }
 
-}  // namespace detail
-}  // namespace gilmour
+}  // namespace gilmour::detail
