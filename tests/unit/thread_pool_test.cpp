@@ -235,12 +235,15 @@ TEST(ThreadPool, ShutdownWithDeadlineReturnsFalseWhileAWorkerIsBusy) {
 
 TEST(ThreadPool, DestroyedFromItsOwnWorkerDoesNotWaitForItself) {
   auto* pool = new ThreadPool(1);
-  std::promise<void> done;
+  std::promise<void> submitted, done;
+  auto go = submitted.get_future();
   auto f = done.get_future();
-  pool->submit([pool, &done] {
+  pool->submit([pool, &go, &done] {
+    go.wait();    // submit() has returned: nobody else uses the pool now
     delete pool;  // shutdown() from a worker: does not wait for this one
     done.set_value();
   });
+  submitted.set_value();
   ASSERT_EQ(f.wait_for(kPatience), std::future_status::ready);
 }
 
