@@ -105,6 +105,7 @@ struct HandlerEntry {
   std::size_t max_pending_bytes = 0;
   PendingCount pending;                    // handed off and not started
   std::int64_t deferred_locks = 0;         // I/O thread only: delayed lock attempts
+  std::int64_t deferred_bytes = 0;         // and their payload bytes
   std::atomic<bool> active{true};
   bool attached = false;  // I/O thread only: added to Engine::subs_
 };

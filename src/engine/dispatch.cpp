@@ -46,13 +46,18 @@ void Engine::on_message(std::string_view channel, std::string_view pattern,
     }
     // Load-aware exclusion: a handler whose queue is full lets a group member
     // with room take the lock first, and tries once itself after a delay
-    // (docs/reliability.md). The delayed attempts are bounded like the queue.
+    // (docs/reliability.md). The delayed attempts are bounded by the engine's
+    // default queue bounds (a handler's own may be far smaller: they are only
+    // held for the delay).
     if (h->pending.full() && opts_.saturated_lock_delay.count() > 0 &&
-        h->deferred_locks < h->pending.max_messages) {
+        static_cast<std::size_t>(h->deferred_locks) < opts_.max_pending &&
+        static_cast<std::size_t>(h->deferred_bytes) < opts_.max_pending_bytes) {
       ++h->deferred_locks;
+      h->deferred_bytes += bytes;
       counters_.lock_deferred.fetch_add(1, std::memory_order_relaxed);
       io_.schedule(opts_.saturated_lock_delay, [self = shared_from_this(), h, msg, ch, bytes] {
         --h->deferred_locks;
+        h->deferred_bytes -= bytes;
         if (h->active.load()) self->lock_then_dispatch(h, msg, ch, bytes);
       });
       continue;

@@ -144,10 +144,10 @@ TEST_P(OverloadTest, FullGroupMemberLetsAPeerTakeTheWork) {
   auto& b = started();
   auto& client = started();
   auto topic = unique_topic("group");
-  auto group = HandlerOptions{}.set_group("workers").set_max_pending(2);
+  auto group = HandlerOptions{}.set_group("workers");
   Blocker blocked;
   Counter b_runs;
-  auto sub_a = a.reply_to(topic, blocked.reply(), group);
+  auto sub_a = a.reply_to(topic, blocked.reply(), HandlerOptions(group).set_max_pending(2));
   auto sub_b = b.reply_to(topic,
                           [&](const Request& r, Response& res) {
                             b_runs.add();
