@@ -103,9 +103,9 @@ struct HandlerEntry {
   mutable InflightCount invocations;       // handed off and not finished
   std::size_t max_pending = 0;             // HandlerOptions' bounds (0: the engine's)
   std::size_t max_pending_bytes = 0;
-  PendingCount pending;                    // handed off and not started
-  std::int64_t deferred_locks = 0;         // I/O thread only: delayed lock attempts
-  std::int64_t deferred_bytes = 0;         // and their payload bytes
+  PendingCount pending;             // handed off and not started
+  std::int64_t deferred_locks = 0;  // I/O thread only: delayed lock attempts
+  std::int64_t deferred_bytes = 0;  // and their payload bytes
   std::atomic<bool> active{true};
   bool attached = false;  // I/O thread only: added to Engine::subs_
 };
@@ -137,7 +137,7 @@ struct Invocation {
   std::shared_ptr<HandlerEntry> handler;
   std::int64_t bytes = 0;  // payload size, counted in handler->pending
   std::atomic<bool> claimed{false};
-  bool tracked = false;                                 // I/O thread only
+  bool tracked = false;                                  // I/O thread only
   std::list<std::shared_ptr<Invocation>>::iterator pos;  // in Engine::queued_, when tracked
 
   /// True for the first caller only.
@@ -328,7 +328,7 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   std::unordered_map<std::string, ChannelSubs> subs_;
   std::unordered_map<std::uint64_t, Pending> pending_;
   bool connected_ = false;
-  std::string lookup_key_;  // on_message's scratch key
+  std::string lookup_key_;                         // on_message's scratch key
   std::list<std::shared_ptr<Invocation>> queued_;  // handed to the executor, not finished
 
   Counters counters_;

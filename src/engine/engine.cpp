@@ -53,7 +53,8 @@ Engine::Engine(std::shared_ptr<Backend> backend, EngineOptions options)
     throw InvalidArgument("gilmour: error channel and queue names must not be empty");
   }
   if (opts_.max_pending == 0 || opts_.max_pending_bytes == 0) {
-    throw InvalidArgument("gilmour: EngineOptions::max_pending and max_pending_bytes must be positive");
+    throw InvalidArgument(
+        "gilmour: EngineOptions::max_pending and max_pending_bytes must be positive");
   }
   if (opts_.saturated_lock_delay.count() < 0) {
     throw InvalidArgument("gilmour: EngineOptions::saturated_lock_delay must not be negative");

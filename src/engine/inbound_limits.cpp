@@ -23,7 +23,8 @@ std::int64_t as_limit(std::size_t v) {
 
 void Engine::bound_queue(HandlerEntry& e) const {
   e.pending.max_messages = as_limit(e.max_pending ? e.max_pending : opts_.max_pending);
-  e.pending.max_bytes = as_limit(e.max_pending_bytes ? e.max_pending_bytes : opts_.max_pending_bytes);
+  e.pending.max_bytes =
+      as_limit(e.max_pending_bytes ? e.max_pending_bytes : opts_.max_pending_bytes);
 }
 
 void Engine::track(const std::shared_ptr<Invocation>& inv) {
@@ -75,9 +76,10 @@ void Engine::refuse_overloaded(const std::shared_ptr<ReplyState>& st, const std:
 
 void Engine::drop_overloaded(const HandlerEntry& h, const std::string& channel) {
   counters_.slow_consumer_dropped.fetch_add(1, std::memory_order_relaxed);
-  warn_rate_limited(last_overload_log_, overload_suppressed_,
-                    fmt::format("gilmour: slot for {} is a slow consumer ({}): signal on {} dropped",
-                                h.topic, queue_text(h), channel));
+  warn_rate_limited(
+      last_overload_log_, overload_suppressed_,
+      fmt::format("gilmour: slot for {} is a slow consumer ({}): signal on {} dropped", h.topic,
+                  queue_text(h), channel));
 }
 
 void Engine::refuse_queued_at_stop() {

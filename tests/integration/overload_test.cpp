@@ -67,8 +67,8 @@ TEST_P(OverloadTest, RequestsOverTheQueueBoundAreAnswered503AtOnce) {
     auto& client = started();
     auto topic = unique_topic(ordered ? "bounded.ordered" : "bounded");
     Blocker b;
-    auto sub = server.reply_to(topic, b.reply(),
-                               HandlerOptions{}.set_max_pending(3).set_ordered(ordered));
+    auto sub =
+        server.reply_to(topic, b.reply(), HandlerOptions{}.set_max_pending(3).set_ordered(ordered));
     auto first = client.request(topic, 0, {});
     ASSERT_TRUE(b.entered->wait());
     // 1 running, 3 queued; the other 6 are refused without waiting for anyone.
@@ -117,7 +117,8 @@ TEST_P(OverloadTest, SignalsOverTheQueueBoundAreDroppedAndCounted) {
     auto& sender = started();
     auto topic = unique_topic(ordered ? "slow.ordered" : "slow");
     Blocker b;
-    auto sub = server.slot(topic, b.slot(), HandlerOptions{}.set_max_pending(3).set_ordered(ordered));
+    auto sub =
+        server.slot(topic, b.slot(), HandlerOptions{}.set_max_pending(3).set_ordered(ordered));
     sender.signal(topic, 0);
     ASSERT_TRUE(b.entered->wait());
     for (int i = 1; i <= 10; ++i) sender.signal(topic, i);
@@ -148,12 +149,13 @@ TEST_P(OverloadTest, FullGroupMemberLetsAPeerTakeTheWork) {
   Blocker blocked;
   Counter b_runs;
   auto sub_a = a.reply_to(topic, blocked.reply(), HandlerOptions(group).set_max_pending(2));
-  auto sub_b = b.reply_to(topic,
-                          [&](const Request& r, Response& res) {
-                            b_runs.add();
-                            res.set_data(r.data<int>());
-                          },
-                          group);
+  auto sub_b = b.reply_to(
+      topic,
+      [&](const Request& r, Response& res) {
+        b_runs.add();
+        res.set_data(r.data<int>());
+      },
+      group);
   // Fill A, one request at a time (both compete for each lock while A has
   // room): until A runs one and holds two queued.
   std::vector<std::future<Message>> held;  // A's, answered once it is released
