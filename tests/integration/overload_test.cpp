@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "support/backend_test.hpp"
+#include "support/log_watch.hpp"
 
 namespace gilmour::test {
 namespace {
@@ -113,7 +114,8 @@ TEST_P(OverloadTest, ByteBoundRefusesRequests) {
 TEST_P(OverloadTest, SignalsOverTheQueueBoundAreDroppedAndCounted) {
   for (bool ordered : {false, true}) {
     SCOPED_TRACE(ordered ? "ordered" : "pool");
-    auto& server = started(one_worker());
+    auto [log, logger] = LogWatch::make("overload");
+    auto& server = started(one_worker().set_logger(logger));
     auto& sender = started();
     auto topic = unique_topic(ordered ? "slow.ordered" : "slow");
     Blocker b;
@@ -129,6 +131,10 @@ TEST_P(OverloadTest, SignalsOverTheQueueBoundAreDroppedAndCounted) {
     auto s = server.stats();
     EXPECT_EQ(s.signals_received, 4u);  // 1 running + 3 queued
     EXPECT_EQ(s.slow_consumer_dropped, 7u);
+    // Warned about, naming the topic, but not once per drop.
+    auto warned = log->count("slot for " + topic + " is a slow consumer");
+    EXPECT_GE(warned, 1u);
+    EXPECT_LT(warned, 7u);
     b.release->open();
     ASSERT_TRUE(b.runs->wait_for(4));
     // Room again: the next signal runs.
@@ -196,7 +202,8 @@ TEST_P(OverloadTest, FullGroupMemberLetsAPeerTakeTheWork) {
 }
 
 TEST_P(OverloadTest, StopAnswersQueuedRequestsAndCountsQueuedSignals) {
-  auto& server = started(one_worker());
+  auto [log, logger] = LogWatch::make("stop");
+  auto& server = started(one_worker().set_logger(logger));
   auto& client = started();
   auto topic = unique_topic("backlog");
   Blocker b;
@@ -222,6 +229,8 @@ TEST_P(OverloadTest, StopAnswersQueuedRequestsAndCountsQueuedSignals) {
   auto s = server.stats();
   EXPECT_EQ(s.requests_refused_at_stop, 20u);
   EXPECT_EQ(s.inbound_dropped_at_stop, 10u);
+  EXPECT_EQ(log->count("20 queued requests answered 503"), 1u);
+  EXPECT_EQ(log->count("10 queued slot invocations dropped"), 1u);
   b.release->open();
   EXPECT_EQ(first.get().code(), 499);
   ASSERT_TRUE(b.runs->wait_for(1));
