@@ -113,6 +113,23 @@ struct EngineOptions {
   /// they hold up all of the engine's I/O while they run.
   std::chrono::milliseconds inline_warn_threshold{std::chrono::milliseconds(5)};
 
+  /// Default bound of each handler's queue: invocations accepted and not
+  /// started yet (NATS's per-subscription default). Over it a request is
+  /// answered 503 "overloaded" at once and a signal is dropped, both counted
+  /// in Stats::slow_consumer_dropped. A handler may set its own
+  /// (HandlerOptions::max_pending). Must be positive.
+  std::size_t max_pending = 65536;
+  /// Default bound of each handler's queue in payload bytes (64 MiB, as NATS).
+  /// Must be positive.
+  std::size_t max_pending_bytes = std::size_t{64} << 20;
+  /// Load-aware exclusion: a handler of an exclusion group whose queue is
+  /// full waits this long before it tries to take a message's lock, so that
+  /// a member with room takes it first; if nobody did, it tries once and, if
+  /// it wins while still full, answers 503 "overloaded" (a request) or drops
+  /// the message (a signal). 0: try at once (no load-awareness). See
+  /// docs/reliability.md.
+  std::chrono::milliseconds saturated_lock_delay{std::chrono::milliseconds(20)};
+
   /// Logger; default: an engine-owned logger named "gilmour" that prints
   /// warnings and errors to stderr. Pass spdlog's null sink to silence.
   std::shared_ptr<spdlog::logger> logger;
@@ -161,6 +178,14 @@ struct EngineOptions {
   EngineOptions& set_inline_warn_threshold(std::chrono::milliseconds v) {
     return set(inline_warn_threshold, v);
   }
+  /// Sets `max_pending`; returns *this.
+  EngineOptions& set_max_pending(std::size_t v) { return set(max_pending, v); }
+  /// Sets `max_pending_bytes`; returns *this.
+  EngineOptions& set_max_pending_bytes(std::size_t v) { return set(max_pending_bytes, v); }
+  /// Sets `saturated_lock_delay`; returns *this.
+  EngineOptions& set_saturated_lock_delay(std::chrono::milliseconds v) {
+    return set(saturated_lock_delay, v);
+  }
   /// Sets `logger`; returns *this.
   EngineOptions& set_logger(std::shared_ptr<spdlog::logger> v) { return set(logger, std::move(v)); }
 
@@ -196,6 +221,13 @@ struct HandlerOptions {
   /// one at a time, in arrival order (so `ordered` is implied). Runs longer
   /// than EngineOptions::inline_warn_threshold are counted and warned about.
   bool inline_delivery = false;
+  /// Bound of this handler's queue (invocations accepted, not started);
+  /// 0 = EngineOptions::max_pending. Not used with inline_delivery (nothing
+  /// queues). See EngineOptions::max_pending for what happens over it.
+  std::size_t max_pending = 0;
+  /// Bound of this handler's queue in payload bytes; 0 =
+  /// EngineOptions::max_pending_bytes.
+  std::size_t max_pending_bytes = 0;
 
   /// Sets `group`; returns *this.
   HandlerOptions& set_group(std::string v) {
@@ -215,6 +247,16 @@ struct HandlerOptions {
   /// Sets `inline_delivery`; returns *this.
   HandlerOptions& set_inline_delivery(bool v = true) {
     inline_delivery = v;
+    return *this;
+  }
+  /// Sets `max_pending`; returns *this.
+  HandlerOptions& set_max_pending(std::size_t v) {
+    max_pending = v;
+    return *this;
+  }
+  /// Sets `max_pending_bytes`; returns *this.
+  HandlerOptions& set_max_pending_bytes(std::size_t v) {
+    max_pending_bytes = v;
     return *this;
   }
 };

@@ -52,6 +52,13 @@ Engine::Engine(std::shared_ptr<Backend> backend, EngineOptions options)
   if (opts_.error_channel.empty() || opts_.error_queue.empty()) {
     throw InvalidArgument("gilmour: error channel and queue names must not be empty");
   }
+  if (opts_.max_pending == 0 || opts_.max_pending_bytes == 0) {
+    throw InvalidArgument(
+        "gilmour: EngineOptions::max_pending and max_pending_bytes must be positive");
+  }
+  if (opts_.saturated_lock_delay.count() < 0) {
+    throw InvalidArgument("gilmour: EngineOptions::saturated_lock_delay must not be negative");
+  }
   if (opts_.error_queue_max == 0)
     throw InvalidArgument("gilmour: error_queue_max must be positive");
   log_ = opts_.logger ? opts_.logger : default_logger();
@@ -137,6 +144,7 @@ void Engine::start() {
       health_entry_ = make_health_entry();
       entries_.push_back(health_entry_);
       entries_.push_back(make_stats_entry());
+      for (auto* e : {entries_[entries_.size() - 2].get(), entries_.back().get()}) bound_queue(*e);
     }
   }
   // Subscribe the response pattern and every handler. The registry is read on
@@ -224,6 +232,8 @@ bool Engine::stop(std::chrono::milliseconds drain) {
   // 3. Complete waiting requests; close the backend.
   wait_io(
       [this](std::function<void(const Status&)> done) {
+        // Before the backend closes, so that the 503 answers are published.
+        refuse_queued_at_stop();
         auto pending = std::move(pending_);
         pending_.clear();
         for (auto& [seq, p] : pending) {
@@ -305,6 +315,10 @@ Stats Engine::stats() const {
   s.errors_reported = r(counters_.errors_reported);
   s.reconnects = r(counters_.reconnects);
   s.slow_inline = r(counters_.slow_inline);
+  s.slow_consumer_dropped = r(counters_.slow_consumer_dropped);
+  s.lock_deferred = r(counters_.lock_deferred);
+  s.requests_refused_at_stop = r(counters_.requests_refused_at_stop);
+  s.inbound_dropped_at_stop = r(counters_.inbound_dropped_at_stop);
   return s;
 }
 
