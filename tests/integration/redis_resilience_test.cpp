@@ -16,73 +16,13 @@
 #include <thread>
 
 #include "integration/redis_fixture.hpp"
+#include "integration/state_log.hpp"
 
 namespace gilmour::test {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using Resilience = RedisTest;
-
-/// The connection states an engine reported through
-/// EngineOptions::on_connection_state, for a test to wait on.
-class StateLog {
- public:
-  void add(ConnectionState s, std::string_view detail) {
-    std::lock_guard<std::mutex> lock(mu_);
-    seen_.emplace_back(s, std::string(detail));
-    cv_.notify_all();
-  }
-  /// Waits until `state` was reported `n` times, for at most scaled(timeout).
-  bool wait_for(ConnectionState state, std::size_t n, std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, scaled(timeout), [&] { return count_locked(state) >= n; });
-  }
-  std::string detail_of_first(ConnectionState state) {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [s, d] : seen_)
-      if (s == state) return d;
-    return {};
-  }
-  std::size_t count(ConnectionState state) {
-    std::lock_guard<std::mutex> lock(mu_);
-    return count_locked(state);
-  }
-
- private:
-  std::size_t count_locked(ConnectionState state) const {
-    std::size_t n = 0;
-    for (auto& e : seen_) n += e.first == state;
-    return n;
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<std::pair<ConnectionState, std::string>> seen_;
-};
-
-/// Engine options whose connection states a test can wait on.
-struct Watched {
-  std::shared_ptr<StateLog> log;
-  EngineOptions options;
-};
-Watched watched(const std::string&) {
-  Watched w{std::make_shared<StateLog>(), test_options()};
-  w.options.on_connection_state = [log = w.log](ConnectionState s, std::string_view d) {
-    log->add(s, d);
-  };
-  return w;
-}
-constexpr auto kLost = ConnectionState::kDisconnected;
-constexpr auto kBack = ConnectionState::kReconnected;
-
-std::string start_error(std::shared_ptr<Backend> b) {
-  Gilmour g(std::move(b), test_options());
-  try {
-    g.start();
-  } catch (const ConnectionError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST_F(Resilience, UnreachableServerFailsStartWithTheReason) {
   redis::Options o;
@@ -182,8 +122,8 @@ TEST_F(Resilience, SelectsTheDatabase) {
 TEST_F(Resilience, RestartUnderTrafficCompletesEveryRequestOnce) {
   auto s = own_server();
   ASSERT_TRUE(s);
-  auto server_watch = watched("server");
-  auto client_watch = watched("client");
+  auto server_watch = watched();
+  auto client_watch = watched();
   auto& server = started(server_watch.options, s.get());
   auto& client = started(client_watch.options, s.get());
   auto topic = unique_topic("restart");
@@ -303,7 +243,7 @@ TEST_F(Resilience, RestartUnderTrafficCompletesEveryRequestOnce) {
 TEST_F(Resilience, ClientKillRestoresSubscriptions) {
   auto s = own_server();
   ASSERT_TRUE(s);
-  auto w = watched("killed");
+  auto w = watched();
   auto& g = started(w.options, s.get());
   auto topic = unique_topic("kill");
   Counter hits;
@@ -318,7 +258,7 @@ TEST_F(Resilience, ClientKillRestoresSubscriptions) {
   EXPECT_EQ(g.stats().reconnects, 1u);
   // Both the pattern and the channel are back.
   EXPECT_EQ(raw.numsub("gilmour.request." + topic), 1);
-  auto other_watch = watched("other");
+  auto other_watch = watched();
   auto& other = started(other_watch.options, s.get());
   other.signal(topic + ".a.b", 1);
   ASSERT_TRUE(hits.wait_for(1));
@@ -333,7 +273,7 @@ TEST_F(Resilience, ClientKillRestoresSubscriptions) {
 TEST_F(Resilience, CommandTimeoutResetsAStuckConnection) {
   auto s = own_server();
   ASSERT_TRUE(s);
-  auto w = watched("stuck");
+  auto w = watched();
   auto ro = options_for(*s);
   ro.command_timeout = 300ms;
   ro.connect_timeout = 500ms;
@@ -356,7 +296,7 @@ TEST_F(Resilience, CommandTimeoutResetsAStuckConnection) {
 TEST_F(Resilience, SubscriptionsMadeWhileDownAreRestored) {
   auto s = own_server();
   ASSERT_TRUE(s);
-  auto w = watched("down");
+  auto w = watched();
   auto& g = started(w.options, s.get());
   auto topic = unique_topic("later");
   s->kill();
