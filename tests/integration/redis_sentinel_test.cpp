@@ -11,9 +11,12 @@
 #include <map>
 #include <mutex>
 
+#include <signal.h>
+
 #include "integration/request_traffic.hpp"
 #include "integration/state_log.hpp"
 #include "support/backends.hpp"
+#include "support/child_process.hpp"
 #include "support/redis_server.hpp"
 #include "support/sentinel_topology.hpp"
 #include "support/timing.hpp"
@@ -150,6 +153,19 @@ TEST_F(Sentinel, WrongMasterNameOrDeadSentinelsFailStartClearly) {
   EXPECT_NE(err.find("Connection refused"), std::string::npos) << err;
   EXPECT_LT(Clock::now() - t0, o.connect_timeout + scaled(1s));
 }
+
+#if defined(GILMOUR_ECHO_SERVER) && defined(GILMOUR_ECHO_CLIENT)
+TEST_F(Sentinel, ExamplesTakeTheSentinelUrl) {
+  ChildProcess server({GILMOUR_ECHO_SERVER, "--redis", topo_.url(), "--no-health"});
+  ASSERT_TRUE(server.started());
+  ASSERT_TRUE(server.wait_for_output("(group _default)\n"));
+  auto r = run_program({GILMOUR_ECHO_CLIENT, "--redis", topo_.url(), "hello"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("Pong hello"), std::string::npos) << r.out << r.err;
+  server.signal(SIGTERM);
+  EXPECT_EQ(server.wait().exit_code, 0);
+}
+#endif
 
 }  // namespace
 }  // namespace gilmour::test
