@@ -285,8 +285,9 @@ class RedisBackend final : public Backend,
   void on_no_master(const std::string& why) override {
     if (phase_ == Phase::kOpening) {
       fail_open(why);
-    } else if (phase_ == Phase::kOpen) {
-      report_down(why);
+    } else if (phase_ == Phase::kOpen && (!cmd_.ready() || !sub_.ready())) {
+      // Down already reported (on_down). A round asked while both
+      // connections are up (after the watch re-subscribed) changes nothing.
       sentinel_->resolve_later();
     }
   }

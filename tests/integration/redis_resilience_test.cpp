@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "integration/redis_fixture.hpp"
+#include "integration/request_traffic.hpp"
 #include "integration/state_log.hpp"
 
 namespace gilmour::test {
@@ -129,54 +130,8 @@ TEST_F(Resilience, RestartUnderTrafficCompletesEveryRequestOnce) {
   auto topic = unique_topic("restart");
   auto sub =
       server.reply_to(topic, [](const Request& r, Response& res) { res.set_data(r.data()); });
-
-  // Traffic: one thread keeps up to 16 requests in flight (1.5 s timeout) and
-  // records every completion.
-  std::mutex mu;
-  std::condition_variable cv;
-  std::map<int, std::vector<int>> codes;  // request -> codes it completed with
-  int issued = 0, completed = 0, ok_total = 0;
-  int first_after_restart = -1;  // requests issued after this one count as "new"
-  Clock::time_point first_new_ok{};
-  std::atomic<bool> stop{false};
-  std::thread traffic([&] {
-    for (int i = 0; !stop.load(); ++i) {
-      {
-        std::unique_lock<std::mutex> lock(mu);
-        // Window of 16; while Redis is down requests fail at once (503), so
-        // wait for a state change (a reconnection) before hammering again.
-        cv.wait(lock, [&] { return stop.load() || issued - completed < 16; });
-        if (stop.load()) break;
-        ++issued;
-      }
-      client.request(topic, i,
-                     [&, i](Message m) {
-                       std::lock_guard<std::mutex> lock(mu);
-                       codes[i].push_back(m.code());
-                       ++completed;
-                       if (m.code() == 200) {
-                         ++ok_total;
-                         if (first_after_restart >= 0 && i > first_after_restart &&
-                             first_new_ok == Clock::time_point{}) {
-                           first_new_ok = Clock::now();
-                         }
-                       }
-                       cv.notify_all();
-                     },
-                     {1500ms});
-      auto lost = client_watch.log->count(kLost), back = client_watch.log->count(kBack);
-      if (lost > back) {
-        // Down: requests fail at once (503); pace on the reconnection event
-        // rather than spinning.
-        client_watch.log->wait_for(kBack, back + 1, 100ms);
-      }
-    }
-  });
-  auto wait_ok = [&](int n) {
-    std::unique_lock<std::mutex> lock(mu);
-    return cv.wait_for(lock, scaled(10s), [&] { return ok_total >= n; });
-  };
-  ASSERT_TRUE(wait_ok(100));
+  RequestTraffic traffic(client, topic, *client_watch.log);
+  ASSERT_TRUE(traffic.wait_ok(100, 10s));
 
   s->kill();
   ASSERT_TRUE(client_watch.log->wait_for(kLost, 1, 5s));
@@ -196,48 +151,21 @@ TEST_F(Resilience, RestartUnderTrafficCompletesEveryRequestOnce) {
 
   ASSERT_TRUE(s->restart()) << s->error();
   auto restarted = Clock::now();
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    first_after_restart = issued;
-  }
-  {
-    // New requests succeed within 2 s (scaled) of the restart.
-    std::unique_lock<std::mutex> lock(mu);
-    ASSERT_TRUE(cv.wait_until(lock, restarted + scaled(2s),
-                              [&] { return first_new_ok != Clock::time_point{}; }))
-        << "no successful request within " << scaled(2s).count() << " ms of the restart";
-    std::cout
-        << "[ restart ] first new success "
-        << std::chrono::duration_cast<std::chrono::milliseconds>(first_new_ok - restarted).count()
-        << " ms after the restart\n";
-  }
-  int ok_before = 0;
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    ok_before = ok_total;
-  }
-  ASSERT_TRUE(wait_ok(ok_before + 100));
-  stop.store(true);
-  cv.notify_all();
-  traffic.join();
-  {
-    // Everything issued completes (1.5 s timeout at most).
-    std::unique_lock<std::mutex> lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, scaled(5s), [&] { return completed == issued; }));
-  }
-  std::lock_guard<std::mutex> lock(mu);
-  std::map<int, int> by_code;
-  for (auto& [i, cs] : codes) {
-    ASSERT_EQ(cs.size(), 1u) << "request " << i << " completed " << cs.size() << " times";
-    EXPECT_TRUE(cs[0] == 200 || cs[0] == 499 || cs[0] == 503) << i << ": " << cs[0];
-    ++by_code[cs[0]];
-  }
-  EXPECT_EQ(static_cast<int>(codes.size()), issued);
+  traffic.mark_new();
+  // New requests succeed within 2 s (scaled) of the restart.
+  auto first_ok = traffic.wait_first_new_ok(restarted + scaled(2s));
+  ASSERT_NE(first_ok, Clock::time_point{})
+      << "no successful request within " << scaled(2s).count() << " ms of the restart";
+  std::cout << "[ restart ] first new success "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(first_ok - restarted).count()
+            << " ms after the restart\n";
+  ASSERT_TRUE(traffic.wait_ok(traffic.ok_total() + 100, 10s));
+  traffic.stop();
+  // Everything issued completes (1.5 s timeout at most).
+  ASSERT_TRUE(traffic.wait_all_completed(5s));
+  expect_each_completed_once(traffic, "restart");
   EXPECT_GE(client.stats().reconnects, 1u);
   EXPECT_GE(server.stats().reconnects, 1u);
-  std::cout << "[ restart ] " << issued << " requests:";
-  for (auto& [c, n] : by_code) std::cout << " " << c << "x" << n;
-  std::cout << "\n";
 }
 
 TEST_F(Resilience, ClientKillRestoresSubscriptions) {

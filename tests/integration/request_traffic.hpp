@@ -7,10 +7,12 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "integration/state_log.hpp"
@@ -126,5 +128,25 @@ class RequestTraffic {
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
+
+/// After wait_all_completed(): every request completed exactly once, with
+/// 200, 499 (timed out: its response was lost) or 503 (not sent); returns
+/// the count per code, also printed as `[ label ] N requests: 200xA ...`.
+inline std::map<int, int> expect_each_completed_once(RequestTraffic& traffic,
+                                                     const std::string& label) {
+  auto codes = traffic.codes();
+  std::map<int, int> by_code;
+  for (auto& [i, cs] : codes) {
+    EXPECT_EQ(cs.size(), 1u) << "request " << i << " completed " << cs.size() << " times";
+    if (cs.empty()) continue;
+    EXPECT_TRUE(cs[0] == 200 || cs[0] == 499 || cs[0] == 503) << i << ": " << cs[0];
+    ++by_code[cs[0]];
+  }
+  EXPECT_EQ(static_cast<int>(codes.size()), traffic.issued());
+  std::cout << "[ " << label << " ] " << traffic.issued() << " requests:";
+  for (auto& [c, n] : by_code) std::cout << " " << c << "x" << n;
+  std::cout << "\n";
+  return by_code;
+}
 
 }  // namespace gilmour::test
