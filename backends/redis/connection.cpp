@@ -471,14 +471,15 @@ void Connection::complete(Op& op, redisReply* r) {
         down(why);
         return;
       }
-      if (op.what == "ROLE" && !(r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
-                                 view(r->element[0]) == "master")) {
+      if (op.what == "ROLE") {
         std::string role = r->type == REDIS_REPLY_ARRAY && r->elements > 0
                                ? std::string(view(r->element[0]))
                                : std::string("unknown");
-        drop_context();
-        down("redis " + address_ + " is not a master (role: " + role + ")");
-        return;
+        if (role != "master") {
+          drop_context();
+          down("redis " + address_ + " is not a master (role: " + role + ")");
+          return;
+        }
       }
       if (--handshake_left_ == 0) {
         state_ = State::kReady;

@@ -476,7 +476,8 @@ void validate(const Options& o) {
     if (!o.unix_socket.empty()) bad("unix_socket cannot be used with sentinels");
     for (const auto& s : o.sentinels) {
       if (s.host.empty()) bad("a sentinel host is empty");
-      if (s.port <= 0 || s.port > 65535) bad("sentinel port " + std::to_string(s.port) + " out of range");
+      if (s.port <= 0 || s.port > 65535)
+        bad("sentinel port " + std::to_string(s.port) + " out of range");
     }
     if (!o.sentinel_user.empty() && o.sentinel_password.empty()) {
       bad("sentinel_user given without a sentinel_password");

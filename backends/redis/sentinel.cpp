@@ -22,7 +22,8 @@ Options sentinel_options(const Options& o) {
   s.db = 0;
   s.user = o.sentinel_user;
   s.password = o.sentinel_password;
-  auto n = static_cast<std::chrono::milliseconds::rep>(std::max<std::size_t>(o.sentinels.size(), 1));
+  auto n =
+      static_cast<std::chrono::milliseconds::rep>(std::max<std::size_t>(o.sentinels.size(), 1));
   s.connect_timeout = std::max(o.connect_timeout / n, std::chrono::milliseconds(100));
   return s;
 }

@@ -97,12 +97,12 @@ class SentinelClient final : private ConnectionOwner {
   bool timer_open_ = false;
   bool closing_ = false;
   bool resolving_ = false;
-  bool ask_soon_ = false;       // the timer runs ask_next(), not resolve()
-  std::size_t current_ = 0;     // the sentinel asked now (or that answered last)
-  std::size_t asked_ = 0;       // sentinels asked in this round
-  std::size_t watching_ = 0;    // the sentinel watched
-  bool watched_before_ = false; // a +switch-master subscription was confirmed once
-  std::string errors_;          // what each sentinel did in this round
+  bool ask_soon_ = false;        // the timer runs ask_next(), not resolve()
+  std::size_t current_ = 0;      // the sentinel asked now (or that answered last)
+  std::size_t asked_ = 0;        // sentinels asked in this round
+  std::size_t watching_ = 0;     // the sentinel watched
+  bool watched_before_ = false;  // a +switch-master subscription was confirmed once
+  std::string errors_;           // what each sentinel did in this round
   std::chrono::milliseconds backoff_;
 };
 

@@ -5,13 +5,12 @@
 // after the failover), and start() errors for a wrong master name or dead
 // sentinels.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <future>
 #include <iostream>
 #include <map>
 #include <mutex>
-
-#include <signal.h>
 
 #include "integration/request_traffic.hpp"
 #include "integration/state_log.hpp"

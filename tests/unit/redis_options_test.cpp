@@ -182,18 +182,18 @@ TEST(RedisSentinelUrl, SentinelsMasterCredentialsAndDb) {
 
 TEST(RedisSentinelUrl, BadFormsThrowInvalidArgument) {
   for (const char* bad : {
-           "redis-sentinel://",                            // nothing
-           "redis-sentinel://127.0.0.1:26379",             // no master name
-           "redis-sentinel://127.0.0.1:26379/",            // empty master name
-           "redis-sentinel:///mymaster",                   // no sentinel
-           "redis-sentinel://h1,,h2/mymaster",             // empty sentinel
-           "redis-sentinel://h1:x/mymaster",               // bad port
-           "redis-sentinel://h1:0/mymaster",               // port out of range
-           "redis-sentinel://h1/mymaster/2",               // junk after the name
-           "redis-sentinel://h1/mymaster?db=x",            // bad db
-           "redis-sentinel://h1/mymaster?db=-1",           // negative db
-           "redis-sentinel://h1/mymaster?nope=1",          // unknown parameter
-           "redis://h1/0?sentinel_password=x",             // sentinel parameter off Sentinel
+           "redis-sentinel://",                    // nothing
+           "redis-sentinel://127.0.0.1:26379",     // no master name
+           "redis-sentinel://127.0.0.1:26379/",    // empty master name
+           "redis-sentinel:///mymaster",           // no sentinel
+           "redis-sentinel://h1,,h2/mymaster",     // empty sentinel
+           "redis-sentinel://h1:x/mymaster",       // bad port
+           "redis-sentinel://h1:0/mymaster",       // port out of range
+           "redis-sentinel://h1/mymaster/2",       // junk after the name
+           "redis-sentinel://h1/mymaster?db=x",    // bad db
+           "redis-sentinel://h1/mymaster?db=-1",   // negative db
+           "redis-sentinel://h1/mymaster?nope=1",  // unknown parameter
+           "redis://h1/0?sentinel_password=x",     // sentinel parameter off Sentinel
        }) {
     EXPECT_THROW(Options::from_url(bad), InvalidArgument) << bad;
   }
@@ -225,9 +225,9 @@ TEST(RedisSentinelUrl, PasswordsAreRedacted) {
   EXPECT_EQ(b->describe().find("Secret"), std::string::npos) << b->describe();
   EXPECT_NE(b->describe().find("mymaster"), std::string::npos) << b->describe();
   for (const char* bad : {
-           "redis-sentinel://:Sup3rSecretPw@h1:x/m",                   // bad port
+           "redis-sentinel://:Sup3rSecretPw@h1:x/m",                     // bad port
            "redis-sentinel://h1/m?sentinel_password=S3ntSecretPw&db=x",  // bad db after it
-           "redis-sentinel://:Sup3rSecretPw@h1",                       // no master name
+           "redis-sentinel://:Sup3rSecretPw@h1",                         // no master name
        }) {
     auto what = from_url_error(bad);
     EXPECT_NE(what.find("bad URL"), std::string::npos) << bad;
