@@ -148,6 +148,21 @@ TEST_F(Sentinel, WrongMasterNameOrDeadSentinelsFailStartClearly) {
   EXPECT_LT(Clock::now() - t0, o.connect_timeout + scaled(1s));
 }
 
+TEST_F(Sentinel, ANodeThatIsNotAMasterIsRefused) {
+  // A sentinel that names the replica as a master: the ROLE check refuses
+  // it, asks again (same answer), and start() fails with the reason.
+  int port = topo_.start_sentinel_naming_the_replica("fake");
+  ASSERT_NE(port, 0) << topo_.error();
+  auto o = redis::Options::from_url("redis-sentinel://127.0.0.1:" + std::to_string(port) + "/fake");
+  o.connect_timeout = scaled(2s);
+  o.reconnect_min = 20ms;
+  o.reconnect_max = 200ms;
+  auto t0 = Clock::now();
+  auto err = start_error(redis::make_backend(o));
+  EXPECT_NE(err.find("is not a master (role: slave)"), std::string::npos) << err;
+  EXPECT_LT(Clock::now() - t0, o.connect_timeout + scaled(1s));
+}
+
 #if defined(GILMOUR_ECHO_SERVER) && defined(GILMOUR_ECHO_CLIENT)
 TEST_F(Sentinel, ExamplesTakeTheSentinelUrl) {
   ChildProcess server({GILMOUR_ECHO_SERVER, "--redis", topo_.url(), "--no-health"});

@@ -44,6 +44,7 @@ std::map<std::string, std::string> fields_of(const redisReply* r) {
 }  // namespace
 
 SentinelTopology::~SentinelTopology() {
+  for (auto& s : sentinels_of_replica_) s->kill();
   for (auto& s : sentinels_) s->kill();
   for (auto& n : nodes_) n->kill();
   if (!dir_.empty()) {
@@ -64,27 +65,14 @@ bool SentinelTopology::start() {
     error_ = "master: " + nodes_[0]->error();
     return false;
   }
-  const std::string master_port = std::to_string(nodes_[0]->port());
   nodes_.push_back(std::make_unique<RedisServer>());
-  if (!nodes_[1]->start({"--replicaof", "127.0.0.1", master_port})) {
+  if (!nodes_[1]->start({"--replicaof", "127.0.0.1", std::to_string(nodes_[0]->port())})) {
     error_ = "replica: " + nodes_[1]->error();
     return false;
   }
   for (int i = 0; i < 3; ++i) {
-    std::string conf = dir_ + "/sentinel" + std::to_string(i) + ".conf";
-    std::ofstream(conf) << "sentinel monitor " << kMasterName << " 127.0.0.1 " << master_port
-                        << " 2\n"
-                        << "sentinel down-after-milliseconds " << kMasterName << " "
-                        << kDownAfter.count() << "\n"
-                        << "sentinel failover-timeout " << kMasterName << " "
-                        << kFailoverTimeout.count() << "\n"
-                        << "sentinel parallel-syncs " << kMasterName << " 1\n";
-    auto s = std::make_unique<RedisServer>();
-    s->set_config(conf, "+monitor master");
-    if (!s->start({"--sentinel", "--dir", dir_})) {
-      error_ = "sentinel: " + s->error();
-      return false;
-    }
+    auto s = start_sentinel(kMasterName, nodes_[0]->port(), 2);
+    if (!s) return false;
     sentinels_.push_back(std::move(s));
   }
   if (!poll_until([this] { return topology_ready(); }, std::chrono::seconds(20))) {
@@ -92,6 +80,33 @@ bool SentinelTopology::start() {
     return false;
   }
   return true;
+}
+
+std::unique_ptr<RedisServer> SentinelTopology::start_sentinel(const std::string& name, int port,
+                                                              int quorum) {
+  std::string conf = dir_ + "/sentinel" + std::to_string(++configs_) + ".conf";
+  std::ofstream(conf) << "sentinel monitor " << name << " 127.0.0.1 " << port << " " << quorum
+                      << "\n"
+                      << "sentinel down-after-milliseconds " << name << " " << kDownAfter.count()
+                      << "\n"
+                      << "sentinel failover-timeout " << name << " " << kFailoverTimeout.count()
+                      << "\n"
+                      << "sentinel parallel-syncs " << name << " 1\n";
+  auto s = std::make_unique<RedisServer>();
+  s->set_config(conf, "+monitor master");
+  if (!s->start({"--sentinel", "--dir", dir_})) {
+    error_ = "sentinel: " + s->error();
+    return nullptr;
+  }
+  return s;
+}
+
+int SentinelTopology::start_sentinel_naming_the_replica(const std::string& name) {
+  auto s = start_sentinel(name, nodes_[1]->port(), 1);
+  if (!s) return 0;
+  int port = s->port();
+  sentinels_of_replica_.push_back(std::move(s));
+  return port;
 }
 
 bool SentinelTopology::topology_ready() {

@@ -42,15 +42,23 @@ class SentinelTopology {
   void kill_sentinels();
   /// Waits (scaled) until a sentinel names a master other than `port`.
   bool wait_for_new_master(int port, std::chrono::milliseconds timeout);
+  /// Starts a fourth, separate sentinel that monitors the replica as the
+  /// master `name` (it answers with the replica's address); returns its
+  /// port, or 0 (with error()).
+  int start_sentinel_naming_the_replica(const std::string& name);
 
  private:
   /// The master's port according to the first sentinel that answers, or 0.
   int master_port_from_sentinels();
   bool topology_ready();
+  /// A sentinel monitoring 127.0.0.1:`port` as `name`, or null (error()).
+  std::unique_ptr<RedisServer> start_sentinel(const std::string& name, int port, int quorum);
 
   std::string dir_;
   std::vector<std::unique_ptr<RedisServer>> nodes_;      // [0] started as master
   std::vector<std::unique_ptr<RedisServer>> sentinels_;  // 3
+  std::vector<std::unique_ptr<RedisServer>> sentinels_of_replica_;
+  int configs_ = 0;  // sentinel configuration files written
   std::string error_;
 };
 
