@@ -144,7 +144,9 @@ class RedisBackend final : public Backend,
 
   void acquire_lock(const std::string& key, std::chrono::seconds ttl, BoolCallback done) override {
     if (!command_ready()) return reject(std::move(done));
-    cmd_.writer().begin(6).arg("SET").arg(key).arg(key).arg("NX").arg("EX").arg(
+    // The value is never read (Go and Ruby store the key again): "1" keeps
+    // each lock at ~150 bytes of Redis memory instead of ~230.
+    cmd_.writer().begin(6).arg("SET").arg(key).arg("1").arg("NX").arg("EX").arg(
         static_cast<std::int64_t>(ttl.count()));
     send(OpKind::kLock, std::move(done));
   }

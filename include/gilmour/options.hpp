@@ -74,8 +74,16 @@ struct EngineOptions {
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
   /// How long stop() lets running handlers finish.
   std::chrono::milliseconds drain_timeout{std::chrono::seconds(10)};
-  /// Expiry of exclusion locks (`SET key key NX EX <ttl>`), 600 s in Gilmour.
-  std::chrono::seconds lock_ttl{600};
+  /// Expiry of exclusion locks (`SET key 1 NX EX <ttl>`). A group member
+  /// that receives a message later than this after the first member took
+  /// its lock can win the lock again and run the message a second time, so
+  /// this is the lag a group tolerates. 120 s by default (Go and Ruby use
+  /// 600 s): with Redis's default `client-output-buffer-limit pubsub 32mb
+  /// 8mb 60`, a member that falls that far behind at 1k messages/s or more
+  /// has been disconnected by Redis before it could take a lock late. Redis
+  /// holds about 150 bytes per lock for this long: ~18 MB per 1k requests/s
+  /// at the default (docs/redis-backend.md, "Exclusion lock keys").
+  std::chrono::seconds lock_ttl{120};
   /// How requests receive responses.
   ResponseScheme response_scheme = ResponseScheme::kEnginePattern;
 
