@@ -4,10 +4,9 @@
 // stats`) and Redis URLs (every --redis). The first byte picks the parser.
 // Built like envelope_fuzzer.cpp: a libFuzzer target with clang, otherwise
 // linked with replay_main.cpp and run over tests/fuzz/corpus/records.
-#include <nlohmann/json.hpp>
-
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 

@@ -27,8 +27,8 @@ void set_user(const RedisServer& s, const std::string& name, const std::string& 
 /// Options of `user` on `s`, with the per-request response scheme (the one
 /// that works with channel permissions; see docs/security.md).
 redis::Options as_user(const RedisServer& s, const std::string& user, const std::string& pw) {
-  auto o = redis::Options::from_url("redis://" + user + ":" + pw + "@127.0.0.1:" +
-                                    std::to_string(s.port()));
+  auto o = redis::Options::from_url("redis://" + user + ":" + pw +
+                                    "@127.0.0.1:" + std::to_string(s.port()));
   o.connect_timeout = scaled(2s);
   o.command_timeout = scaled(2s);
   return o;
@@ -47,10 +47,25 @@ TEST_F(Acl, ServicesRunWithTheDocumentedPermissionsOnly) {
   const std::string group = "orders-workers";
   // The replier: docs/security.md, "A service that replies".
   set_user(*s, "orders", "orders-pw",
-           {"resetchannels", "resetkeys", "-@all", "+ping", "+subscribe", "+unsubscribe",
-            "+publish", "+set", "+hset", "+hdel", "+lpush", "+ltrim",
-            "&gilmour.request." + topic, "&gilmour.response.*", "&gilmour.health.*",
-            "&gilmour.stats.*", "&gilmour.error", "~*" + group, "~gilmour.known_host.health",
+           {"resetchannels",
+            "resetkeys",
+            "-@all",
+            "+ping",
+            "+subscribe",
+            "+unsubscribe",
+            "+publish",
+            "+set",
+            "+hset",
+            "+hdel",
+            "+lpush",
+            "+ltrim",
+            "&gilmour.request." + topic,
+            "&gilmour.response.*",
+            "&gilmour.health.*",
+            "&gilmour.stats.*",
+            "&gilmour.error",
+            "~*" + group,
+            "~gilmour.known_host.health",
             "~gilmour.errorqueue"});
   // The caller: docs/security.md, "A service that calls".
   set_user(*s, "web", "web-pw",
