@@ -393,6 +393,7 @@ void validate(const Options& o) {
   if (!o.user.empty() && o.password.empty()) bad("user given without a password");
   if (o.connect_timeout.count() <= 0) bad("connect_timeout must be positive");
   if (o.command_timeout.count() <= 0) bad("command_timeout must be positive");
+  if (o.idle_ping_interval.count() < 0) bad("idle_ping_interval must not be negative");
   if (o.reconnect_min.count() <= 0) bad("reconnect_min must be positive");
   if (o.reconnect_max < o.reconnect_min) bad("reconnect_max must not be below reconnect_min");
 }
