@@ -239,6 +239,7 @@ bool Connection::attach(redisAsyncContext* ac) {
 void Connection::connect() {
   if (state_ == State::kUninit || state_ == State::kClosing || state_ == State::kClosed) return;
   state_ = State::kConnecting;
+  peer_closed_ = false;
   // One deadline for resolution, connect and handshake.
   uv_timer_start(&timer_, on_timer_cb, static_cast<std::uint64_t>(opts_.connect_timeout.count()),
                  0);
@@ -440,6 +441,7 @@ void Connection::on_connect_cb(const redisAsyncContext* ac, int status) {
 void Connection::on_disconnect_cb(const redisAsyncContext* ac, int status) {
   auto* self = static_cast<Connection*>(ac->data);
   if (!self) return;
+  self->peer_closed_ = ac->c.err == REDIS_ERR_EOF;
   guarded([&] { self->handle_disconnect(status, ac->c.errstr); });
 }
 

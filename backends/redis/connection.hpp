@@ -142,6 +142,9 @@ class Connection {
     return (state_ == State::kUninit || state_ == State::kClosed) && handles_ == 0;
   }
   Role role() const noexcept { return role_; }
+  /// The last loss was the server closing the connection (EOF), not an
+  /// I/O error or one of our timeouts.
+  bool peer_closed() const noexcept { return peer_closed_; }
 
   /// The command writer: fill it, then send().
   CommandWriter& writer() noexcept { return writer_; }
@@ -214,6 +217,7 @@ class Connection {
   std::chrono::milliseconds backoff_;
   CommandWriter writer_;
   uv_getaddrinfo_t* resolving_ = nullptr;  // a pending host name resolution
+  bool peer_closed_ = false;
 
   // Liveness accounting of the current context (reset by attach()).
   std::uint64_t queued_bytes_ = 0;   // bytes handed to hiredis

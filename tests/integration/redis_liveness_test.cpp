@@ -124,6 +124,45 @@ TEST_F(Liveness, IdlePingFindsAStoppedServer) {
   EXPECT_EQ(started(test_options(), s.get()).request_sync(topic, 0).code(), 200);
 }
 
+TEST_F(Liveness, SubscriberOverThePubsubOutputBufferLimitIsToldWhy) {
+  // A tiny pub/sub output-buffer limit, a subscriber whose I/O thread is
+  // held by an inline slot while 16 MB are published to it: Redis drops the
+  // subscriber. The engine says why, reconnects and serves again.
+  auto s = own_server();
+  ASSERT_TRUE(s);
+  RawRedis raw(target(*s));
+  ASSERT_TRUE(raw.command({"CONFIG", "SET", "client-output-buffer-limit", "pubsub 256kb 128kb 1"}));
+  auto w = watched("evicted");
+  auto& g = started_with(options_for(*s), w.options);
+  auto topic = unique_topic("evicted");
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::atomic<bool> first{true};
+  Counter got;
+  auto slot = g.slot(
+      topic,
+      [&, released](const Request&) {
+        if (first.exchange(false)) released.wait_for(scaled(20s));  // holds the I/O thread
+        got.add();
+      },
+      HandlerOptions{}.set_inline_delivery(true));
+  auto& other = started(test_options(), s.get());
+  const std::string chunk(64 * 1024, 'p');
+  for (int i = 0; i < 255; ++i) other.signal(topic, chunk);
+  std::promise<void> last;  // PUBLISHes complete in order: the last one means all
+  other.signal(topic, chunk, [&](const SignalResult&) { last.set_value(); });
+  ASSERT_EQ(last.get_future().wait_for(scaled(20s)), std::future_status::ready);
+  release.set_value();
+  ASSERT_TRUE(w.log->wait_for(kLost, 1, 10s));
+  EXPECT_NE(w.log->detail_of_first(kLost).find("client-output-buffer-limit pubsub"),
+            std::string::npos)
+      << w.log->detail_of_first(kLost);
+  ASSERT_TRUE(w.log->wait_for(kBack, 1, 10s));
+  auto before = got.value();
+  other.signal(topic, "again");
+  EXPECT_TRUE(got.wait_for(before + 1, 10s));
+}
+
 TEST_F(Liveness, HostNameIsResolved) {
   auto s = own_server();
   ASSERT_TRUE(s);
