@@ -195,7 +195,8 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
     std::atomic<std::uint64_t> requests_sent{0}, responses_received{0}, requests_handled{0},
         responses_sent{0}, signals_sent{0}, signals_received{0}, lock_lost{0}, handler_errors{0},
         server_timeouts{0}, client_timeouts{0}, no_listeners{0}, publish_failures{0},
-        malformed_dropped{0}, oversized_dropped{0}, stray_responses{0}, errors_reported{0}, reconnects{0}, slow_inline{0};
+        malformed_dropped{0}, oversized_dropped{0}, stray_responses{0}, errors_reported{0},
+        reconnects{0}, slow_inline{0};
   };
 
   /// The reply handler answering health pings on gilmour.health.<ident>.

@@ -77,11 +77,11 @@ using OpCallback = std::variant<std::monostate, Backend::StatusCallback, Backend
 /// One command waiting for its reply.
 struct Op {
   OpKind kind = OpKind::kStatus;
-  bool pattern = false;       // subscriber ops
+  bool pattern = false;         // subscriber ops
   bool written = false;         // its last byte was accepted by the socket
   std::uint64_t sent_ms = 0;    // uv_now() when written
   std::uint64_t end_bytes = 0;  // the connection's output offset just past it
-  std::string what;           // handshake: the command name; subscriber ops: the channel
+  std::string what;             // handshake: the command name; subscriber ops: the channel
   OpCallback cb;
 };
 
@@ -228,10 +228,10 @@ class Connection {
   std::uint64_t last_read_ms_ = 0;   // uv_now() of the last one
   std::uint64_t ping_end_ = 0;       // output offset past an unanswered PING (0: none)
   bool ping_written_ = false;
-  bool ping_subscribed_ = false;     // sent in subscribed mode (see send_ping)
+  bool ping_subscribed_ = false;  // sent in subscribed mode (see send_ping)
   std::uint64_t ping_written_ms_ = 0;
-  std::uint64_t ping_reads_ = 0;     // reads_ when it was written
-  std::uint64_t check_due_ = 0;      // when the ready-state timer fires
+  std::uint64_t ping_reads_ = 0;  // reads_ when it was written
+  std::uint64_t check_due_ = 0;   // when the ready-state timer fires
 };
 
 }  // namespace gilmour::redis::detail

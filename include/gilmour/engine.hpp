@@ -308,8 +308,8 @@ class GILMOUR_API Gilmour {
   /// the answer; the default pool grows to compensate, an injected Executor
   /// may not.
   /// @throws InvalidArgument for an invalid topic, a negative timeout or a
-  ///         message over max_payload (as above); InvalidState when not running or when called on the
-  ///         engine's I/O thread.
+  ///         message over max_payload (as above); InvalidState when not running or when called on
+  ///         the engine's I/O thread.
   Message request_sync(std::string_view topic, nlohmann::json data, RequestOptions options = {});
 
   /// Counters since construction.

@@ -92,9 +92,10 @@ bool Engine::drop_oversized(std::string_view channel, std::size_t size) {
 
 void Engine::check_outgoing(const std::string& payload, const char* what) const {
   if (payload.size() <= opts_.max_payload) return;
-  throw InvalidArgument(fmt::format("gilmour: {}: the message is {} bytes, over "
-                                    "EngineOptions::max_payload ({} bytes)",
-                                    what, payload.size(), opts_.max_payload));
+  throw InvalidArgument(
+      fmt::format("gilmour: {}: the message is {} bytes, over "
+                  "EngineOptions::max_payload ({} bytes)",
+                  what, payload.size(), opts_.max_payload));
 }
 
 void Engine::dispatch(const std::shared_ptr<HandlerEntry>& h,

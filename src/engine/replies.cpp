@@ -57,8 +57,8 @@ bool Engine::finish_reply(const std::shared_ptr<ReplyState>& st, nlohmann::json 
   std::string payload = encode_envelope(data, code, channel);
   if (payload.size() > opts_.max_payload) {
     // No peer would accept it: answer 500 saying why instead.
-    auto why = "response of " + std::to_string(payload.size()) +
-               " bytes exceeds max_payload (" + std::to_string(opts_.max_payload) + " bytes)";
+    auto why = "response of " + std::to_string(payload.size()) + " bytes exceeds max_payload (" +
+               std::to_string(opts_.max_payload) + " bytes)";
     counters_.handler_errors.fetch_add(1, std::memory_order_relaxed);
     log_->warn("gilmour: {} on {}", why, st->request->topic);
     code = code::kHandlerError;
