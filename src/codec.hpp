@@ -9,7 +9,8 @@
 
 namespace gilmour::detail {
 
-/// Largest payload the engine accepts (bigger ones are dropped as malformed).
+/// Largest payload the decoder accepts: the ceiling of EngineOptions::max_payload
+/// (the engine drops bigger ones, counted, before decoding).
 inline constexpr std::size_t kMaxPayload = std::size_t{64} * 1024 * 1024;
 
 /// Deepest nesting of arrays and objects the engine accepts in a payload.

@@ -242,9 +242,9 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
     std::atomic<std::uint64_t> requests_sent{0}, responses_received{0}, requests_handled{0},
         responses_sent{0}, signals_sent{0}, signals_received{0}, lock_lost{0}, handler_errors{0},
         server_timeouts{0}, client_timeouts{0}, no_listeners{0}, publish_failures{0},
-        malformed_dropped{0}, stray_responses{0}, errors_reported{0}, reconnects{0}, slow_inline{0},
-        slow_consumer_dropped{0}, lock_deferred{0}, requests_refused_at_stop{0},
-        inbound_dropped_at_stop{0};
+        malformed_dropped{0}, oversized_dropped{0}, stray_responses{0}, errors_reported{0},
+        reconnects{0}, slow_inline{0}, slow_consumer_dropped{0}, lock_deferred{0},
+        requests_refused_at_stop{0}, inbound_dropped_at_stop{0};
   };
 
   /// The reply handler answering health pings on gilmour.health.<ident>.
@@ -301,6 +301,11 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   void publish_error(const ErrorRecord& record);
   ErrorRecord make_record(const Request::Impl& req, int code, nlohmann::json backtrace) const;
   void warn_malformed(std::string_view channel, std::string_view reason);
+  /// Drops (counts, warns rate-limited) an inbound payload over max_payload;
+  /// true when it did.
+  bool drop_oversized(std::string_view channel, std::size_t size);
+  /// Throws InvalidArgument when an outgoing payload exceeds max_payload.
+  void check_outgoing(const std::string& payload, const char* what) const;
   /// Warns at most once a second (per engine); counts what it suppressed.
   void warn_rate_limited(std::atomic<std::int64_t>& last, std::atomic<std::uint64_t>& suppressed,
                          const std::string& text);
@@ -335,6 +340,8 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   InflightCount inflight_;  // for stop()'s drain
   std::atomic<std::int64_t> last_malformed_log_{0};
   std::atomic<std::uint64_t> malformed_suppressed_{0};
+  std::atomic<std::int64_t> last_oversized_log_{0};
+  std::atomic<std::uint64_t> oversized_suppressed_{0};
   std::atomic<std::int64_t> last_slow_log_{0};
   std::atomic<std::uint64_t> slow_suppressed_{0};
   std::atomic<std::int64_t> last_overload_log_{0};

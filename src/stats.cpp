@@ -27,6 +27,8 @@ constexpr Field kFields[] = {
     {"no_listeners", &Stats::no_listeners, "Requests and signals nobody heard (404)."},
     {"publish_failures", &Stats::publish_failures, "Publishes the backend could not perform."},
     {"malformed_dropped", &Stats::malformed_dropped, "Wire payloads dropped as malformed."},
+    {"oversized_dropped", &Stats::oversized_dropped,
+     "Wire payloads dropped for exceeding max_payload."},
     {"stray_responses", &Stats::stray_responses, "Responses for requests no longer waited on."},
     {"errors_reported", &Stats::errors_reported, "Error records handed to the backend."},
     {"reconnects", &Stats::reconnects, "Backend reconnections."},

@@ -1,6 +1,9 @@
 // One hiredis async connection on a libuv loop. See connection.hpp.
 #include "redis/connection.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <utility>
 #include <vector>
@@ -114,8 +117,14 @@ void Connection::on_poll_cb(uv_poll_t* h, int status, int events) {
   // read() gets the error, and the context is torn down properly.
   int ev = status < 0 ? box->events : events;
   guarded([&] {
-    if (box->ac && (ev & UV_READABLE)) redisAsyncHandleRead(box->ac);
-    if (box->ac && (ev & UV_WRITABLE)) redisAsyncHandleWrite(box->ac);
+    if (box->ac && (ev & UV_READABLE)) {
+      box->owner->note_read();
+      redisAsyncHandleRead(box->ac);
+    }
+    if (box->ac && (ev & UV_WRITABLE)) {
+      redisAsyncHandleWrite(box->ac);
+      after_write(box);
+    }
     if (status < 0 && box->ac) set_events(box, box->events);  // restarts the stopped handle
   });
 }
@@ -128,8 +137,16 @@ void Connection::on_flush_cb(uv_prepare_t* h) {
   tl_flushing = true;
   // On a write error hiredis tears the context down from here (ev_cleanup
   // closes the handles; the box itself lives until their close callbacks).
-  guarded([&] { redisAsyncHandleWrite(box->ac); });
+  guarded([&] {
+    redisAsyncHandleWrite(box->ac);
+    after_write(box);
+  });
   tl_flushing = false;
+}
+
+void Connection::after_write(PollBox* box) {
+  // A write error tears the context down (box->ac is then null).
+  if (box->ac && box->ac == box->owner->ac_) box->owner->note_written();
 }
 
 void Connection::set_events(PollBox* box, int events) {
@@ -213,6 +230,7 @@ bool Connection::attach(redisAsyncContext* ac) {
   ac->ev.addWrite = ev_add_write;
   ac->ev.delWrite = ev_del_write;
   ac->ev.cleanup = ev_cleanup;
+  reset_liveness();
   return true;
 }
 
@@ -220,11 +238,27 @@ bool Connection::attach(redisAsyncContext* ac) {
 
 void Connection::connect() {
   if (state_ == State::kUninit || state_ == State::kClosing || state_ == State::kClosed) return;
-  uv_timer_stop(&timer_);
   state_ = State::kConnecting;
   address_ = opts_.address();  // Sentinel mode: the owner may have moved host/port
+  peer_closed_ = false;
+  // One deadline for resolution, connect and handshake.
+  uv_timer_start(&timer_, on_timer_cb, static_cast<std::uint64_t>(opts_.connect_timeout.count()),
+                 0);
+  if (opts_.unix_socket.empty()) {
+    in6_addr probe{};
+    const bool numeric = inet_pton(AF_INET, opts_.host.c_str(), &probe) == 1 ||
+                         inet_pton(AF_INET6, opts_.host.c_str(), &probe) == 1;
+    if (!numeric) {
+      start_resolve();
+      return;
+    }
+  }
+  open_socket(opts_.host.c_str());
+}
+
+void Connection::open_socket(const char* host) {
   redisAsyncContext* ac = opts_.unix_socket.empty()
-                              ? redisAsyncConnect(opts_.host.c_str(), opts_.port)
+                              ? redisAsyncConnect(host, opts_.port)
                               : redisAsyncConnectUnix(opts_.unix_socket.c_str());
   if (!ac || ac->err) {
     std::string err = ac ? ac->c.errstr : "cannot allocate a context";
@@ -242,8 +276,61 @@ void Connection::connect() {
   if (opts_.unix_socket.empty()) redisEnableKeepAlive(&ac->c);  // detects dead idle peers
   redisAsyncSetDisconnectCallback(ac, on_disconnect_cb);
   redisAsyncSetConnectCallback(ac, on_connect_cb);  // also starts watching for writability
-  uv_timer_start(&timer_, on_timer_cb, static_cast<std::uint64_t>(opts_.connect_timeout.count()),
-                 0);
+}
+
+// hiredis's redisAsyncConnect() would call getaddrinfo() on the I/O thread,
+// blocking every engine on the loop for as long as DNS takes. The name is
+// resolved on libuv's thread pool instead, and hiredis is given the number.
+void Connection::start_resolve() {
+  auto* req = new uv_getaddrinfo_t;
+  req->data = this;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  int rc = uv_getaddrinfo(loop_, req, on_resolved_cb, opts_.host.c_str(), nullptr, &hints);
+  if (rc != 0) {
+    delete req;
+    fail_soon("connect to " + address_ + " failed: cannot resolve " + opts_.host + ": " +
+              uv_strerror(rc));
+    return;
+  }
+  resolving_ = req;
+}
+
+void Connection::on_resolved_cb(uv_getaddrinfo_t* req, int status, addrinfo* res) {
+  auto* self = static_cast<Connection*>(req->data);  // null: abandoned (drop_context)
+  delete req;
+  if (self) {
+    self->resolving_ = nullptr;
+    guarded([&] { self->handle_resolved(status, res); });
+  }
+  if (res) uv_freeaddrinfo(res);
+}
+
+void Connection::handle_resolved(int status, addrinfo* res) {
+  if (state_ != State::kConnecting) return;
+  // The first IPv4 address, else the first IPv6 one: hiredis 0.14's own
+  // order (IPv6 only when the name has no IPv4 address).
+  const addrinfo* pick = nullptr;
+  for (const addrinfo* a = status == 0 ? res : nullptr; a; a = a->ai_next) {
+    if (a->ai_family == AF_INET) {
+      pick = a;
+      break;
+    }
+    if (a->ai_family == AF_INET6 && !pick) pick = a;
+  }
+  if (!pick) {
+    down("connect to " + address_ + " failed: cannot resolve " + opts_.host + ": " +
+         (status != 0 ? uv_strerror(status) : "no IPv4 or IPv6 address"));
+    return;
+  }
+  char ip[INET6_ADDRSTRLEN] = {};
+  if (pick->ai_family == AF_INET) {
+    uv_ip4_name(reinterpret_cast<const sockaddr_in*>(pick->ai_addr), ip, sizeof ip);
+  } else {
+    uv_ip6_name(reinterpret_cast<const sockaddr_in6*>(pick->ai_addr), ip, sizeof ip);
+  }
+  open_socket(ip);
 }
 
 void Connection::reconnect_later() {
@@ -301,6 +388,13 @@ void Connection::handle_closed() {
 }
 
 void Connection::drop_context() {
+  if (resolving_) {
+    // Abandon it: its callback only frees it (uv_cancel succeeds only if the
+    // lookup has not started on the thread pool).
+    resolving_->data = nullptr;
+    uv_cancel(reinterpret_cast<uv_req_t*>(resolving_));
+    resolving_ = nullptr;
+  }
   if (!ac_) return;
   redisAsyncContext* ac = ac_;
   ac_ = nullptr;
@@ -316,6 +410,7 @@ void Connection::fail_soon(std::string why) {
 
 void Connection::fail_all(const std::string& why, StatusCode code) {
   carry_.clear();
+  stamped_ = 0;
   if (ops_.empty()) return;
   auto ops = ops_.take_all();  // callbacks may send new commands: work on a copy
   Status st = Status::error(code, why);
@@ -347,6 +442,7 @@ void Connection::on_connect_cb(const redisAsyncContext* ac, int status) {
 void Connection::on_disconnect_cb(const redisAsyncContext* ac, int status) {
   auto* self = static_cast<Connection*>(ac->data);
   if (!self) return;
+  self->peer_closed_ = ac->c.err == REDIS_ERR_EOF;
   guarded([&] { self->handle_disconnect(status, ac->c.errstr); });
 }
 
@@ -434,6 +530,7 @@ void Connection::handle_reply(redisReply* r) {
   }
   if (ops_.empty()) return;  // nothing asked for it
   Op op = ops_.pop_front();
+  pop_op_accounting();
   guarded([&] { complete(op, r); });
   if (state_ == State::kClosing && ops_.empty()) finish_close();
 }
@@ -449,6 +546,7 @@ void Connection::confirm(bool subscribe, bool pattern, std::string_view name) {
     return;
   }
   Op op = ops_.pop_front();
+  pop_op_accounting();
   if (auto* cb = std::get_if<Backend::StatusCallback>(&op.cb); cb && *cb) {
     guarded([&] { (*cb)(Status()); });
   }
@@ -485,6 +583,8 @@ void Connection::complete(Op& op, redisReply* r) {
         state_ = State::kReady;
         backoff_ = opts_.reconnect_min;
         uv_timer_stop(&timer_);
+        last_read_ms_ = uv_now(loop_);  // the idle PING counts from here
+        check_soon(static_cast<std::uint64_t>(opts_.command_timeout.count()));
         owner_.on_ready(*this);
       }
       return;
@@ -578,16 +678,11 @@ bool Connection::send_raw(Op& op) {
       REDIS_OK) {
     return false;
   }
-  op.sent_ms = uv_now(loop_);
+  queued_bytes_ += writer_.size();
+  op.written = false;
+  op.end_bytes = queued_bytes_;
   ops_.push_back(std::move(op));
-  if (ops_.size() == 1 && state_ == State::kReady) arm_command_timer();
   return true;
-}
-
-void Connection::arm_command_timer() {
-  if (uv_is_active(reinterpret_cast<uv_handle_t*>(&timer_))) return;
-  uv_timer_start(&timer_, on_timer_cb, static_cast<std::uint64_t>(opts_.command_timeout.count()),
-                 0);
 }
 
 // ------------------------------------------------------------- timer
@@ -615,21 +710,9 @@ void Connection::handle_timer() {
     case State::kBackoff:
       connect();
       return;
-    case State::kReady: {
-      if (ops_.empty()) return;
-      auto timeout = static_cast<std::uint64_t>(opts_.command_timeout.count());
-      auto age = uv_now(loop_) - ops_.front().sent_ms;
-      if (age >= timeout) {
-        // The server stopped answering: fail what waits and start over.
-        drop_context();
-        down("redis " + address_ + ": no reply within " + std::to_string(timeout) +
-                 " ms (command timeout); reconnecting",
-             StatusCode::kTimeout);
-        return;
-      }
-      uv_timer_start(&timer_, on_timer_cb, timeout - age, 0);
+    case State::kReady:
+      check_liveness();
       return;
-    }
     case State::kClosing:
       finish_close();
       return;

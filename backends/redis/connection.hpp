@@ -1,7 +1,20 @@
 // One hiredis async connection on a libuv loop: connect with a deadline,
 // handshake (AUTH, SELECT), a FIFO of pending commands matched to replies,
-// a command timeout, and reconnection with capped exponential backoff.
+// a command timeout, an idle PING, host names resolved on libuv's thread pool,
+// and reconnection with capped exponential backoff.
 // Internal to backends/redis; the backend (redis_backend.cpp) owns two.
+// Liveness (write accounting, command timeout, idle PING) is in
+// connection_liveness.cpp.
+//
+// Liveness: a command's age counts from when its last byte was accepted by
+// the socket (not from when it was queued: a local backlog is not a dead
+// server). The connection is declared dead, and reset, when the oldest
+// written command has no reply after command_timeout, when buffered output
+// cannot be written for command_timeout, or when an idle PING (sent after
+// idle_ping_interval without anything read) gets no answer within
+// command_timeout. Before declaring it, the socket is checked for unread
+// input (or writability): if there is some, the I/O thread was busy, not
+// the server, and the check runs again after the loop has read it.
 //
 // It carries its own libuv adapter instead of hiredis 0.14's
 // adapters/libuv.h: that adapter ignores poll errors (uv_poll reports
@@ -64,9 +77,11 @@ using OpCallback = std::variant<std::monostate, Backend::StatusCallback, Backend
 /// One command waiting for its reply.
 struct Op {
   OpKind kind = OpKind::kStatus;
-  bool pattern = false;       // subscriber ops
-  std::uint64_t sent_ms = 0;  // uv_now() when sent
-  std::string what;           // handshake: the command name; subscriber ops: the channel
+  bool pattern = false;         // subscriber ops
+  bool written = false;         // its last byte was accepted by the socket
+  std::uint64_t sent_ms = 0;    // uv_now() when written
+  std::uint64_t end_bytes = 0;  // the connection's output offset just past it
+  std::string what;             // handshake: the command name; subscriber ops: the channel
   OpCallback cb;
 };
 
@@ -127,6 +142,9 @@ class Connection {
     return (state_ == State::kUninit || state_ == State::kClosed) && handles_ == 0;
   }
   Role role() const noexcept { return role_; }
+  /// The last loss was the server closing the connection (EOF), not an
+  /// I/O error or one of our timeouts.
+  bool peer_closed() const noexcept { return peer_closed_; }
 
   /// The command writer: fill it, then send().
   CommandWriter& writer() noexcept { return writer_; }
@@ -145,6 +163,8 @@ class Connection {
   static void on_timer_cb(uv_timer_t* t);
   static void on_poll_cb(uv_poll_t* h, int status, int events);
   static void on_flush_cb(uv_prepare_t* h);
+  static void on_resolved_cb(uv_getaddrinfo_t* req, int status, addrinfo* res);
+  static void after_write(PollBox* box);
   static void set_events(PollBox* box, int events);
   static void ev_add_read(void* p);
   static void ev_del_read(void* p);
@@ -167,7 +187,19 @@ class Connection {
   void fail_all(const std::string& why, StatusCode code = StatusCode::kNotConnected);
   void finish_close();
   void handle_closed();
-  void arm_command_timer();
+  void open_socket(const char* host);
+  void start_resolve();
+  void handle_resolved(int status, addrinfo* res);
+  // Liveness (connection_liveness.cpp).
+  void reset_liveness();
+  void note_read();
+  void note_written();
+  void pop_op_accounting();
+  void check_soon(std::uint64_t ms);
+  void check_liveness();
+  bool socket_has_io();
+  void send_ping();
+  void finish_ping();
 
   Role role_;
   const Options& opts_;
@@ -184,6 +216,22 @@ class Connection {
   std::string soon_;   // a failure to report from the timer (fail_soon)
   std::chrono::milliseconds backoff_;
   CommandWriter writer_;
+  uv_getaddrinfo_t* resolving_ = nullptr;  // a pending host name resolution
+  bool peer_closed_ = false;
+
+  // Liveness accounting of the current context (reset by attach()).
+  std::uint64_t queued_bytes_ = 0;   // bytes handed to hiredis
+  std::uint64_t written_bytes_ = 0;  // bytes accepted by the socket
+  std::size_t stamped_ = 0;          // ops at the front of ops_ known written
+  std::uint64_t blocked_since_ = 0;  // output left behind since (0: none)
+  std::uint64_t reads_ = 0;          // readable events handled
+  std::uint64_t last_read_ms_ = 0;   // uv_now() of the last one
+  std::uint64_t ping_end_ = 0;       // output offset past an unanswered PING (0: none)
+  bool ping_written_ = false;
+  bool ping_subscribed_ = false;  // sent in subscribed mode (see send_ping)
+  std::uint64_t ping_written_ms_ = 0;
+  std::uint64_t ping_reads_ = 0;  // reads_ when it was written
+  std::uint64_t check_due_ = 0;   // when the ready-state timer fires
 };
 
 }  // namespace gilmour::redis::detail

@@ -25,6 +25,14 @@ using detail::Connection;
 using detail::Op;
 using detail::OpKind;
 
+/// Added to the reason when Redis closed the subscriber connection while it
+/// kept answering on the command connection.
+constexpr const char* kSubscriberEvicted =
+    "; the server is up and closed only the subscriber connection: most likely it went over "
+    "Redis's pub/sub output-buffer limit (client-output-buffer-limit pubsub, default 32mb hard, "
+    "8mb for 60 s) because this process read messages too slowly (else a CLIENT KILL); messages "
+    "published to it meanwhile are lost";
+
 /// The Backend over hiredis. Every member runs on the engine's I/O thread
 /// (Backend contract) except the constructor and destructor.
 class RedisBackend final : public Backend,
@@ -226,16 +234,34 @@ class RedisBackend final : public Backend,
         return;
       case Phase::kOpen:
         if (&c == &sub_) restoring_ = 0;
-        report_down(why);
         if (sentinel_) {
           sentinel_->resolve_later();  // never retry a node the sentinels may have replaced
         } else {
           c.reconnect_later();
         }
+        if (&c == &sub_ && sub_.peer_closed() && cmd_.ready() && !down_reported_) {
+          // The server closed only the subscriber? If it still answers on
+          // the command connection, say what that most likely means.
+          cmd_.writer().begin(1).arg("PING");
+          send(OpKind::kStatus, StatusCallback([this, why](const Status& st) {
+                 report_down(st ? why + kSubscriberEvicted : why);
+               }));
+          return;
+        }
+        report_down(why);
         return;
       default:
         return;
     }
+  }
+
+  /// Reports kDisconnected once per loss (then kReconnected if, meanwhile,
+  /// everything is back).
+  void report_down(const std::string& why) {
+    if (phase_ != Phase::kOpen || down_reported_) return;
+    down_reported_ = true;
+    listener_->on_connection_state(ConnectionState::kDisconnected, why);
+    check_reconnected();
   }
 
   void on_message(std::string_view channel, std::string_view pattern,
@@ -496,6 +522,7 @@ void validate(const Options& o) {
   if (!o.user.empty() && o.password.empty()) bad("user given without a password");
   if (o.connect_timeout.count() <= 0) bad("connect_timeout must be positive");
   if (o.command_timeout.count() <= 0) bad("command_timeout must be positive");
+  if (o.idle_ping_interval.count() < 0) bad("idle_ping_interval must not be negative");
   if (o.reconnect_min.count() <= 0) bad("reconnect_min must be positive");
   if (o.reconnect_max < o.reconnect_min) bad("reconnect_max must not be below reconnect_min");
 }

@@ -64,6 +64,8 @@ class RingQueue {
   bool empty() const noexcept { return size_ == 0; }
   std::size_t size() const noexcept { return size_; }
   T& front() noexcept { return slots_[head_]; }
+  /// The element `i` places behind the front (i < size()).
+  T& at(std::size_t i) noexcept { return slots_[(head_ + i) & (slots_.size() - 1)]; }
   void push_back(T&& v) {
     if (size_ == slots_.size()) grow();
     slots_[(head_ + size_) & (slots_.size() - 1)] = std::move(v);

@@ -272,8 +272,9 @@ class GILMOUR_API Gilmour {
   /// Publishes a signal on `topic`; fire and forget. A failed publish is
   /// logged and counted (Stats::publish_failures).
   /// @throws InvalidArgument for an invalid topic (empty, or holding `*`,
-  ///         whitespace, a control character or NUL); InvalidState when the
-  ///         engine is not running.
+  ///         whitespace, a control character or NUL) or a message whose
+  ///         envelope exceeds EngineOptions::max_payload; InvalidState when
+  ///         the engine is not running.
   void signal(std::string_view topic, nlohmann::json data, SignalOptions options = {});
   /// As above; `done` runs on the executor with the outcome.
   /// @throws InvalidArgument as above, or for a null `done`; InvalidState
@@ -292,22 +293,23 @@ class GILMOUR_API Gilmour {
   /// then, so `request(topic, data, {})` is the future form below).
   /// @throws InvalidArgument for an invalid topic (empty, or holding `*`,
   ///         whitespace, a control character or NUL), a null callback, a
-  ///         negative timeout; InvalidState when not running.
+  ///         negative timeout, a message whose envelope exceeds
+  ///         EngineOptions::max_payload; InvalidState when not running.
   template <typename F, typename = std::enable_if_t<std::is_invocable_v<F&, Message>>>
   void request(std::string_view topic, nlohmann::json data, F&& done, RequestOptions options = {}) {
     request_with_callback(topic, std::move(data), ReplyCallback(std::forward<F>(done)), options);
   }
   /// As above, as a future (which never holds an exception).
-  /// @throws InvalidArgument for an invalid topic (as above) or a negative
-  ///         timeout; InvalidState when not running.
+  /// @throws InvalidArgument for an invalid topic, a negative timeout or a
+  ///         message over max_payload (as above); InvalidState when not running.
   [[nodiscard]] std::future<Message> request(std::string_view topic, nlohmann::json data,
                                              RequestOptions options = {});
   /// As above, blocking. Warning: from a handler it occupies a worker until
   /// the answer; the default pool grows to compensate, an injected Executor
   /// may not.
-  /// @throws InvalidArgument for an invalid topic (as above) or a negative
-  ///         timeout; InvalidState when not running or when called on the
-  ///         engine's I/O thread.
+  /// @throws InvalidArgument for an invalid topic, a negative timeout or a
+  ///         message over max_payload (as above); InvalidState when not running or when called on
+  ///         the engine's I/O thread.
   Message request_sync(std::string_view topic, nlohmann::json data, RequestOptions options = {});
 
   /// Counters since construction.

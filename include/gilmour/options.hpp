@@ -129,6 +129,16 @@ struct EngineOptions {
   /// the message (a signal). 0: try at once (no load-awareness). See
   /// docs/reliability.md.
   std::chrono::milliseconds saturated_lock_delay{std::chrono::milliseconds(20)};
+  /// Largest wire payload (the encoded envelope, in bytes) sent or accepted.
+  /// signal() and request() throw InvalidArgument for a bigger message; a
+  /// response over it is replaced by a 500 saying so; a bigger message
+  /// received is dropped before it is decoded or copied, counted in
+  /// Stats::oversized_dropped and warned about (at most once a second).
+  /// Between 1 and 64 MiB (the decoder's ceiling). Default 16 MiB: half of
+  /// Redis's default pub/sub output-buffer hard limit (32 MB), above which
+  /// Redis disconnects every subscriber of the message, so a bigger message
+  /// is never delivered on a default Redis anyway.
+  std::size_t max_payload = std::size_t{16} * 1024 * 1024;
 
   /// Logger; default: an engine-owned logger named "gilmour" that prints
   /// warnings and errors to stderr. Pass spdlog's null sink to silence.
@@ -168,6 +178,8 @@ struct EngineOptions {
   EngineOptions& set_error_hook(std::function<void(const ErrorRecord&)> v) {
     return set(error_hook, std::move(v));
   }
+  /// Sets `max_payload`; returns *this.
+  EngineOptions& set_max_payload(std::size_t v) { return set(max_payload, v); }
   /// Sets `health_check`; returns *this.
   EngineOptions& set_health_check(bool v) { return set(health_check, v); }
   /// Sets `on_connection_state`; returns *this.

@@ -30,6 +30,7 @@ struct Stats {
   std::uint64_t no_listeners = 0;        ///< requests/signals with confirm that nobody heard (404)
   std::uint64_t publish_failures = 0;    ///< publishes the backend could not perform
   std::uint64_t malformed_dropped = 0;   ///< wire payloads that were not a valid envelope
+  std::uint64_t oversized_dropped = 0;   ///< wire payloads over EngineOptions::max_payload
   std::uint64_t stray_responses = 0;     ///< responses for requests no longer waited on
   std::uint64_t errors_reported = 0;     ///< error records handed to the backend (publish/queue);
                                          ///< a failed one also counts in publish_failures

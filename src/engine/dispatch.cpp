@@ -14,6 +14,8 @@ namespace gilmour::detail {
 
 void Engine::on_message(std::string_view channel, std::string_view pattern,
                         std::string_view payload) {
+  // First, before anything looks at or copies the payload.
+  if (drop_oversized(channel, payload.size())) return;
   const auto& responses = route_->prefix();
   if (channel.size() > responses.size() && channel.compare(0, responses.size(), responses) == 0) {
     on_response(channel, payload);
@@ -101,6 +103,24 @@ void Engine::warn_malformed(std::string_view channel, std::string_view reason) {
   counters_.malformed_dropped.fetch_add(1, std::memory_order_relaxed);
   warn_rate_limited(last_malformed_log_, malformed_suppressed_,
                     fmt::format("gilmour: dropped a malformed message on {}: {}", channel, reason));
+}
+
+bool Engine::drop_oversized(std::string_view channel, std::size_t size) {
+  if (size <= opts_.max_payload) return false;
+  counters_.oversized_dropped.fetch_add(1, std::memory_order_relaxed);
+  warn_rate_limited(last_oversized_log_, oversized_suppressed_,
+                    fmt::format("gilmour: dropped a message of {} bytes on {}: over max_payload "
+                                "({} bytes)",
+                                size, channel, opts_.max_payload));
+  return true;
+}
+
+void Engine::check_outgoing(const std::string& payload, const char* what) const {
+  if (payload.size() <= opts_.max_payload) return;
+  throw InvalidArgument(
+      fmt::format("gilmour: {}: the message is {} bytes, over "
+                  "EngineOptions::max_payload ({} bytes)",
+                  what, payload.size(), opts_.max_payload));
 }
 
 void Engine::dispatch(const std::shared_ptr<HandlerEntry>& h,

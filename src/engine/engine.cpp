@@ -61,6 +61,10 @@ Engine::Engine(std::shared_ptr<Backend> backend, EngineOptions options)
   }
   if (opts_.error_queue_max == 0)
     throw InvalidArgument("gilmour: error_queue_max must be positive");
+  if (opts_.max_payload == 0 || opts_.max_payload > kMaxPayload) {
+    throw InvalidArgument("gilmour: EngineOptions::max_payload must be between 1 and " +
+                          std::to_string(kMaxPayload) + " bytes");
+  }
   log_ = opts_.logger ? opts_.logger : default_logger();
   policy_.store(opts_.error_policy);
   id_ = make_uuid();
@@ -311,6 +315,7 @@ Stats Engine::stats() const {
   s.no_listeners = r(counters_.no_listeners);
   s.publish_failures = r(counters_.publish_failures);
   s.malformed_dropped = r(counters_.malformed_dropped);
+  s.oversized_dropped = r(counters_.oversized_dropped);
   s.stray_responses = r(counters_.stray_responses);
   s.errors_reported = r(counters_.errors_reported);
   s.reconnects = r(counters_.reconnects);

@@ -55,6 +55,16 @@ bool Engine::finish_reply(const std::shared_ptr<ReplyState>& st, nlohmann::json 
   const std::string& sender = st->request->message->sender();
   std::string channel = std::string(kResponsePrefix) + sender;
   std::string payload = encode_envelope(data, code, channel);
+  if (payload.size() > opts_.max_payload) {
+    // No peer would accept it: answer 500 saying why instead.
+    auto why = "response of " + std::to_string(payload.size()) + " bytes exceeds max_payload (" +
+               std::to_string(opts_.max_payload) + " bytes)";
+    counters_.handler_errors.fetch_add(1, std::memory_order_relaxed);
+    log_->warn("gilmour: {} on {}", why, st->request->topic);
+    code = code::kHandlerError;
+    data = why;
+    payload = encode_envelope(data, code, channel);
+  }
   std::optional<ErrorRecord> record;
   if (code >= 300) record = make_record(*st->request, code, std::move(data));
   if (io_.on_io_thread()) {  // an inline handler: publish in this loop turn

@@ -19,6 +19,7 @@ void Engine::signal(std::string_view topic, nlohmann::json data, SignalCallback 
   auto seq = seq_.fetch_add(1) + 1;
   std::string channel = slot_channel(topic);
   std::string payload = encode_envelope(data, code::kOk, id_ + "." + std::to_string(seq));
+  check_outgoing(payload, "signal()");
   counters_.signals_sent.fetch_add(1, std::memory_order_relaxed);
   bool posted = io_.try_post([self = shared_from_this(), channel = std::move(channel),
                               payload = std::move(payload), done,
@@ -59,6 +60,7 @@ void Engine::request(std::string_view topic, nlohmann::json data,
   auto timeout = options.timeout.count() > 0 ? options.timeout : opts_.request_timeout;
   auto seq = seq_.fetch_add(1) + 1;
   std::string payload = encode_envelope(data, code::kOk, id_ + "." + std::to_string(seq));
+  check_outgoing(payload, "request()");
   // The callback form completes on the executor; if the request cannot even
   // reach the I/O thread (the engine is stopping), it completes here, inline.
   auto user = std::make_shared<std::function<void(Message)>>(std::move(complete));

@@ -13,6 +13,7 @@ TEST(Stats, JsonRoundTripNamesEveryField) {
   Stats s;
   s.requests_sent = 3;
   s.slow_inline = 7;
+  s.oversized_dropped = 2;
   auto j = to_json(s);
   EXPECT_EQ(j.at("requests_sent"), 3);
   EXPECT_EQ(j.at("slow_inline"), 7);
@@ -20,6 +21,7 @@ TEST(Stats, JsonRoundTripNamesEveryField) {
   auto back = stats_from_json(j);
   EXPECT_EQ(back.requests_sent, 3u);
   EXPECT_EQ(back.slow_inline, 7u);
+  EXPECT_EQ(back.oversized_dropped, 2u);
   EXPECT_EQ(stats_from_json(nlohmann::json("junk")).requests_sent, 0u);
 }
 

@@ -18,8 +18,10 @@
 /// re-subscribes every channel and pattern, then tells the engine once
 /// (kReconnected). Commands issued while down fail at once with an error
 /// status ("not connected to redis ..."); nothing is queued. A command
-/// without a reply after `command_timeout` fails and resets its connection.
-/// See docs/redis-backend.md.
+/// without a reply after `command_timeout` (counted from its write to the
+/// socket) fails and resets its connection; an idle connection PINGs after
+/// `idle_ping_interval`. Host names are resolved on libuv's thread pool,
+/// never on the I/O thread. See docs/redis-backend.md (liveness).
 ///
 /// Sentinel: with `sentinels` and `master_name` set (URL
 /// `redis-sentinel://...`), the backend asks the sentinels in turn for the
@@ -73,9 +75,18 @@ struct GILMOUR_API Options {
   int db = 0;  ///< database number (SELECT) when not 0
   /// How long a connection attempt (connect, AUTH, SELECT) may take.
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
-  /// A command without a reply after this long fails and the connection is
-  /// reset (and reconnected).
+  /// A command without a reply this long after it was written to the socket
+  /// fails and the connection is reset (and reconnected). Time a command
+  /// spends queued in this process before the write does not count.
   std::chrono::milliseconds command_timeout{std::chrono::seconds(5)};
+  /// A connection that has read nothing for this long sends a PING; without
+  /// an answer within command_timeout it is reset. A half-open connection
+  /// (peer gone, or server stopped) is so found within
+  /// idle_ping_interval + command_timeout (20 s by default). 0 disables the
+  /// PING (TCP keepalive still runs). Default 15 s: one 14-byte PING per
+  /// quarter minute per idle connection, below the idle timeouts of common
+  /// NAT gateways and load balancers (minutes), so it also keeps them open.
+  std::chrono::milliseconds idle_ping_interval{std::chrono::seconds(15)};
   /// Reconnect backoff: first delay, doubled up to the cap.
   std::chrono::milliseconds reconnect_min{std::chrono::milliseconds(50)};
   /// Reconnect backoff: the cap.
