@@ -102,7 +102,8 @@ bool report(const Phase& p, const Traffic& traffic, const std::vector<EventLog>&
     }
   }
   std::string codes;
-  for (auto& [c, n] : failed) codes += (codes.empty() ? "" : " ") + std::to_string(c) + ":" + std::to_string(n);
+  for (auto& [c, n] : failed)
+    codes += (codes.empty() ? "" : " ") + std::to_string(c) + ":" + std::to_string(n);
   if (threw) codes += (codes.empty() ? "" : " ") + std::string("threw:") + std::to_string(threw);
   if (codes.empty()) codes = "-";
   // Handled twice: by both repliers, or twice by one.
@@ -111,10 +112,12 @@ bool report(const Phase& p, const Traffic& traffic, const std::vector<EventLog>&
   std::int64_t received = 0;
   int reconnects = 0;
   for (const auto& log : logs) {
-    for (auto it = log.handled.lower_bound(p.req_from); it != log.handled.end() && it->first < p.req_to; ++it) {
+    for (auto it = log.handled.lower_bound(p.req_from);
+         it != log.handled.end() && it->first < p.req_to; ++it) {
       handled[it->first] += it->second;
     }
-    for (auto it = log.signals.lower_bound(p.sig_from); it != log.signals.end() && it->first < p.sig_to; ++it) {
+    for (auto it = log.signals.lower_bound(p.sig_from);
+         it != log.signals.end() && it->first < p.sig_to; ++it) {
       received += it->second;
       signal_dup[it->first] += it->second > 1;
     }
@@ -170,7 +173,8 @@ int chaos_main(const Args& args) {
   }
   std::cout << "gilmour-chaos: " << describe_machine(env.redis().port()) << "\n"
             << "traffic: " << rate << " requests/s (timeout " << timeout.count() << " ms), a signal"
-            << " every " << signal_every << " requests; 2 repliers (separate processes, one group)\n"
+            << " every " << signal_every
+            << " requests; 2 repliers (separate processes, one group)\n"
             << std::flush;
 
   Traffic traffic(*g, topics, rate, signal_every, timeout);
@@ -178,7 +182,8 @@ int chaos_main(const Args& args) {
   std::vector<Phase> phases;
   bool setup_ok = true;
   for (auto& fault : all_faults()) {
-    if (!only.empty() && ("," + only + ",").find("," + fault.name + ",") == std::string::npos) continue;
+    if (!only.empty() && ("," + only + ",").find("," + fault.name + ",") == std::string::npos)
+      continue;
     Phase p;
     p.name = fault.name;
     p.req_from = traffic.next_request_id();

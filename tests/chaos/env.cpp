@@ -14,8 +14,7 @@
 
 namespace gilmour::chaos {
 
-Env::Env()
-    : prefix_("chaos." + std::to_string(::getpid())), topics_(prefix_) {}
+Env::Env() : prefix_("chaos." + std::to_string(::getpid())), topics_(prefix_) {}
 
 Env::~Env() {
   if (!dir_.empty() && !keep_) {
@@ -53,9 +52,9 @@ std::unique_ptr<Gilmour> Env::requester(std::size_t workers) {
   auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(dir_ + "/requester.log");
   auto logger = std::make_shared<spdlog::logger>("gilmour", sink);
   logger->set_level(spdlog::level::warn);
-  auto g = std::make_unique<Gilmour>(
-      redis::make_backend(std::string_view(redis_.url())),
-      EngineOptions{}.set_worker_threads(workers).set_logger(logger));
+  auto g =
+      std::make_unique<Gilmour>(redis::make_backend(std::string_view(redis_.url())),
+                                EngineOptions{}.set_worker_threads(workers).set_logger(logger));
   g->start();
   return g;
 }

@@ -26,7 +26,8 @@ std::string admin(FaultTarget& t, const std::vector<std::string>& args) {
 std::string kill_and_restart(FaultTarget& t) {
   t.redis.kill();
   std::this_thread::sleep_for(1s);  // the outage: one second without a server
-  if (!t.redis.restart()) throw std::runtime_error("redis-server did not restart: " + t.redis.error());
+  if (!t.redis.restart())
+    throw std::runtime_error("redis-server did not restart: " + t.redis.error());
   return "SIGKILL, down 1 s, restarted on the same port (empty: no persistence)";
 }
 

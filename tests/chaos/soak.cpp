@@ -9,6 +9,8 @@
 // fd count by at most --max-fd-growth (default 4) between the end of the
 // warm-up (the first 10% of the requests) and the end; 1 otherwise; 2 when
 // the run could not be set up.
+#include <unistd.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
@@ -16,7 +18,6 @@
 #include <iostream>
 #include <map>
 #include <mutex>
-#include <unistd.h>
 
 #include "chaos/env.hpp"
 #include "chaos/redis_admin.hpp"
@@ -86,8 +87,9 @@ class Load {
     std::int64_t id = next_++;
     if (id >= total_) return;
     try {
-      g_.request(topic_, id, [this, id](const Message& m) { done(id, m); },
-                 RequestOptions{}.set_timeout(scaled(30s)));
+      g_.request(
+          topic_, id, [this, id](const Message& m) { done(id, m); },
+          RequestOptions{}.set_timeout(scaled(30s)));
     } catch (const std::exception&) {
       done(id, Message(nullptr, -1));
     }
@@ -146,8 +148,8 @@ int soak_main(const Args& args) {
     return 2;
   }
   std::cout << "gilmour-soak: " << describe_machine(env.redis().port()) << "\n"
-            << total << " requests, " << inflight << " in flight; redis before: "
-            << redis_figures(env.redis().port()) << "\n"
+            << total << " requests, " << inflight
+            << " in flight; redis before: " << redis_figures(env.redis().port()) << "\n"
             << std::flush;
 
   Load load(*g, env.topics().request, total);
