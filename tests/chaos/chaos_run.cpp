@@ -132,10 +132,11 @@ bool report(const Phase& p, const Traffic& traffic, const std::vector<EventLog>&
     expected += s.receivers;
   }
   std::string recovery = p.recovery ? std::to_string(p.recovery->count()) + " ms" : "NONE";
-  std::printf("%-16s %6zu %6zu  %-20s %4zu %4zu %5zu %5d  %5zu/%-5lld/%-5lld/%-5lld %4d %4d  %9s\n",
-              p.name.c_str(), reqs.size(), ok, codes.c_str(), p.lost, dup, wrong, twice,
-              sigs.size(), static_cast<long long>(published), static_cast<long long>(expected),
-              static_cast<long long>(received), sig_dup, reconnects, recovery.c_str());
+  std::string signals = std::to_string(sigs.size()) + "/" + std::to_string(published) + "/" +
+                        std::to_string(expected) + "/" + std::to_string(received);
+  std::printf("%-16s %6zu %6zu  %-20s %4zu %4zu %5zu %5d  %-25s %4d %4d  %9s\n", p.name.c_str(),
+              reqs.size(), ok, codes.c_str(), p.lost, dup, wrong, twice, signals.c_str(), sig_dup,
+              reconnects, recovery.c_str());
   return p.lost == 0 && dup == 0 && wrong == 0 && sig_dup == 0 && p.recovery.has_value();
 }
 
@@ -216,7 +217,7 @@ int chaos_main(const Args& args) {
   std::vector<EventLog> logs = {read_events(env.dir() + "/replier-a.events"),
                                 read_events(env.dir() + "/replier-b.events")};
 
-  std::printf("\n%-16s %6s %6s  %-20s %4s %4s %5s %5s  %-23s %4s %4s  %9s\n", "fault", "sent", "ok",
+  std::printf("\n%-16s %6s %6s  %-20s %4s %4s %5s %5s  %-25s %4s %4s  %9s\n", "fault", "sent", "ok",
               "failed (code:n)", "lost", "dup", "wrong", "twice", "signals sent/pub/exp/recv",
               "sdup", "reco", "recovery");
   bool ok = setup_ok;
@@ -227,6 +228,10 @@ int chaos_main(const Args& args) {
       "responses; repliers exited %d, %d\n",
       burst_received, kBurstSignals, static_cast<unsigned long long>(stats.reconnects),
       static_cast<unsigned long long>(stats.stray_responses), a_status, b_status);
+  if (args.flag("keep")) {
+    env.keep();
+    std::printf("logs in %s\n", env.dir().c_str());
+  }
   if (!ok) {
     env.keep();
     std::printf("FAILED: lost, duplicated or wrong answers, or no recovery; logs in %s\n",
