@@ -41,7 +41,7 @@ std::unique_ptr<Child> Env::spawn_replier(const std::string& name, bool events,
                                           std::vector<std::string> extra) {
   std::vector<std::string> argv = {"replier", "--redis", redis_.url(), "--prefix", prefix_};
   if (events) {
-    argv.push_back("--log");
+    argv.emplace_back("--log");
     argv.push_back(dir_ + "/" + name + ".events");
   }
   argv.insert(argv.end(), extra.begin(), extra.end());
@@ -72,7 +72,9 @@ bool Env::wait_listeners(Gilmour& g, const std::string& channel, std::int64_t n,
 std::string describe_machine(int redis_port) {
   char date[32];
   std::time_t now = std::time(nullptr);
-  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+  std::tm utc{};
+  ::gmtime_r(&now, &utc);
+  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", &utc);
   utsname u{};
   ::uname(&u);
   auto info = redis_command(redis_port, {"INFO", "server"}, std::chrono::seconds(2));

@@ -75,7 +75,7 @@ std::string overflow(FaultTarget& t) {
     burst->cv.notify_all();
   };
   t.requester.signal(t.topics.burst, nlohmann::json{{"id", 0}, {"sleep_ms", 3000}}, on_done);
-  const std::string pad(256 * 1024, 'x');
+  const std::string pad(std::size_t{256} * 1024, 'x');
   for (int i = 1; i <= kBurstSignals; ++i) {
     t.requester.signal(t.topics.burst, nlohmann::json{{"id", i}, {"pad", pad}}, on_done);
   }

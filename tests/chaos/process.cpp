@@ -1,12 +1,12 @@
 #include "chaos/process.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -28,6 +28,7 @@ Child::Child(const std::vector<std::string>& argv, const std::string& log_path) 
   std::vector<std::string> args = {exe};
   args.insert(args.end(), argv.begin(), argv.end());
   std::vector<char*> cargv;
+  cargv.reserve(args.size() + 1);
   for (auto& a : args) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
   int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -100,15 +101,12 @@ std::int64_t rss_kib(pid_t pid) {
 }
 
 std::int64_t fd_count(pid_t pid) {
-  std::string path = "/proc/" + std::to_string(pid) + "/fd";
-  DIR* dir = ::opendir(path.c_str());
-  if (!dir) return -1;
+  std::error_code ec;
+  std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec);
+  if (ec) return -1;
   std::int64_t n = 0;
-  while (dirent* e = ::readdir(dir)) {
-    if (e->d_name[0] != '.') ++n;
-  }
-  ::closedir(dir);
-  return n - (pid == ::getpid() ? 1 : 0);  // our own opendir's fd
+  for (; it != std::filesystem::directory_iterator(); it.increment(ec)) ++n;
+  return n - (pid == ::getpid() ? 1 : 0);  // the iterator's own fd
 }
 
 }  // namespace gilmour::chaos

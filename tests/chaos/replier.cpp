@@ -2,9 +2,9 @@
 // request topic in one exclusion group with its peer, a slot on the signal
 // topic, and optionally the slow slot of the overflow fault.
 #include <fcntl.h>
-#include <signal.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <gilmour/gilmour.hpp>
 #include <iostream>
 #include <thread>

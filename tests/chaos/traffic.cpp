@@ -2,10 +2,10 @@
 
 namespace gilmour::chaos {
 
-Traffic::Traffic(Gilmour& g, const Topics& topics, int rate, int signal_every,
+Traffic::Traffic(Gilmour& g, Topics topics, int rate, int signal_every,
                  std::chrono::milliseconds timeout)
     : g_(g),
-      topics_(topics),
+      topics_(std::move(topics)),
       period_(std::chrono::microseconds(1000000 / std::max(rate, 1))),
       signal_every_(std::max(signal_every, 1)),
       timeout_(timeout) {}

@@ -45,8 +45,7 @@ class Traffic {
   /// Requests on topics.request at `rate` per second, each with `timeout`,
   /// and a signal (data `{"id": N}`) on topics.signal with every
   /// `signal_every`-th request.
-  Traffic(Gilmour& g, const Topics& topics, int rate, int signal_every,
-          std::chrono::milliseconds timeout);
+  Traffic(Gilmour& g, Topics topics, int rate, int signal_every, std::chrono::milliseconds timeout);
   ~Traffic();
   Traffic(const Traffic&) = delete;
   Traffic& operator=(const Traffic&) = delete;
