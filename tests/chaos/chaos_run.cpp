@@ -10,6 +10,9 @@
 //   must complete every request, with 499 at the latest);
 // - duplicated: a request whose callback ran more than once; wrong: a 200
 //   carrying another request's data; both must be 0;
+// - ran503: requests answered 503 ("could not be sent") that a replier did
+//   run: the publish reached Redis before the requester gave the connection
+//   up (a command timeout), so 503 does not prove the request was not run;
 // - handled twice: a request id run by the replier handlers more than once
 //   (both repliers, or one twice), read from their event logs after they
 //   stopped; 0 unless the exclusion lock was genuinely lost;
@@ -124,6 +127,13 @@ bool report(const Phase& p, const Traffic& traffic, const std::vector<EventLog>&
     for (auto last : log.reconnects) reconnects += last >= p.req_from && last < p.req_to;
   }
   int twice = count_in(handled, p.req_from, p.req_to, 2);
+  // Told 503 ("could not be sent") although a replier ran it: the publish
+  // reached Redis before the connection was given up.
+  int ran_503 = 0;
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    ran_503 += reqs[i].answers > 0 && reqs[i].code == code::kUnavailable &&
+               handled.count(p.req_from + static_cast<std::int64_t>(i)) != 0;
+  }
   int sig_dup = count_in(signal_dup, p.sig_from, p.sig_to);
   auto sigs = traffic.signals(p.sig_from, p.sig_to);
   std::int64_t published = 0, expected = 0;
@@ -134,9 +144,9 @@ bool report(const Phase& p, const Traffic& traffic, const std::vector<EventLog>&
   std::string recovery = p.recovery ? std::to_string(p.recovery->count()) + " ms" : "NONE";
   std::string signals = std::to_string(sigs.size()) + "/" + std::to_string(published) + "/" +
                         std::to_string(expected) + "/" + std::to_string(received);
-  std::printf("%-16s %6zu %6zu  %-20s %4zu %4zu %5zu %5d  %-25s %4d %4d  %9s\n", p.name.c_str(),
-              reqs.size(), ok, codes.c_str(), p.lost, dup, wrong, twice, signals.c_str(), sig_dup,
-              reconnects, recovery.c_str());
+  std::printf("%-16s %6zu %6zu  %-20s %4zu %4zu %5zu %5d %6d  %-25s %4d %4d  %9s\n", p.name.c_str(),
+              reqs.size(), ok, codes.c_str(), p.lost, dup, wrong, twice, ran_503, signals.c_str(),
+              sig_dup, reconnects, recovery.c_str());
   return p.lost == 0 && dup == 0 && wrong == 0 && sig_dup == 0 && p.recovery.has_value();
 }
 
@@ -217,9 +227,9 @@ int chaos_main(const Args& args) {
   std::vector<EventLog> logs = {read_events(env.dir() + "/replier-a.events"),
                                 read_events(env.dir() + "/replier-b.events")};
 
-  std::printf("\n%-16s %6s %6s  %-20s %4s %4s %5s %5s  %-25s %4s %4s  %9s\n", "fault", "sent", "ok",
-              "failed (code:n)", "lost", "dup", "wrong", "twice", "signals sent/pub/exp/recv",
-              "sdup", "reco", "recovery");
+  std::printf("\n%-16s %6s %6s  %-20s %4s %4s %5s %5s %6s  %-25s %4s %4s  %9s\n", "fault", "sent",
+              "ok", "failed (code:n)", "lost", "dup", "wrong", "twice", "ran503",
+              "signals sent/pub/exp/recv", "sdup", "reco", "recovery");
   bool ok = setup_ok;
   for (const auto& p : phases) ok = report(p, traffic, logs) && ok;
   int burst_received = count_in(logs[0].burst, 1, kBurstSignals + 1);
