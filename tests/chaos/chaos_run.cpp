@@ -175,9 +175,9 @@ int chaos_main(const Args& args) {
     return 2;
   }
   const Topics& topics = env.topics();
-  if (!Env::wait_listeners(*g, "gilmour.request." + topics.request, 2, scaled(30s)) ||
-      !Env::wait_listeners(*g, "gilmour.slot." + topics.signal, 2, scaled(30s)) ||
-      !Env::wait_listeners(*g, "gilmour.slot." + topics.burst, 1, scaled(30s))) {
+  if (!wait_listeners(*g, "gilmour.request." + topics.request, at_least(2), scaled(30s)) ||
+      !wait_listeners(*g, "gilmour.slot." + topics.signal, at_least(2), scaled(30s)) ||
+      !wait_listeners(*g, "gilmour.slot." + topics.burst, at_least(1), scaled(30s))) {
     std::cerr << "gilmour-chaos: the repliers did not subscribe (logs in " << env.dir() << ")\n";
     env.keep();
     return 2;

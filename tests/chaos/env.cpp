@@ -59,14 +59,16 @@ std::unique_ptr<Gilmour> Env::requester(std::size_t workers) {
   return g;
 }
 
-bool Env::wait_listeners(Gilmour& g, const std::string& channel, std::int64_t n,
-                         std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (g.listener_count(channel).get() >= n) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling NUMSUB
+std::optional<std::chrono::milliseconds> wait_listeners(
+    Gilmour& g, const std::string& channel, const std::function<bool(std::int64_t)>& pred,
+    std::chrono::milliseconds timeout) {
+  auto start = std::chrono::steady_clock::now();
+  while (!pred(g.listener_count(channel).get())) {
+    if (std::chrono::steady_clock::now() - start > timeout) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling NUMSUB
   }
-  return false;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               start);
 }
 
 std::string describe_machine(int redis_port) {

@@ -6,8 +6,10 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <gilmour/gilmour.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,10 +39,6 @@ class Env {
   /// A started requester engine with `workers` threads, logging to
   /// `<dir>/requester.log`.
   std::unique_ptr<Gilmour> requester(std::size_t workers);
-  /// Polls PUBSUB NUMSUB of `channel` (a full channel name) until it is at
-  /// least `n`, for at most `timeout`.
-  static bool wait_listeners(Gilmour& g, const std::string& channel, std::int64_t n,
-                             std::chrono::milliseconds timeout);
   /// Keeps the work directory (to look at the logs of a failed run).
   void keep() { keep_ = true; }
 
@@ -57,6 +55,18 @@ class Env {
   std::string error_;
   bool keep_ = false;
 };
+
+/// Polls PUBSUB NUMSUB of `channel` (a full channel name) through `g` until
+/// `pred(count)` holds, for at most `timeout`; how long that took, or
+/// nullopt when it did not happen.
+std::optional<std::chrono::milliseconds> wait_listeners(
+    Gilmour& g, const std::string& channel, const std::function<bool(std::int64_t)>& pred,
+    std::chrono::milliseconds timeout);
+
+/// A wait_listeners() condition: at least `n` subscribers.
+inline std::function<bool(std::int64_t)> at_least(std::int64_t n) {
+  return [n](std::int64_t count) { return count >= n; };
+}
 
 /// The date, the machine and the Redis version, for a report's header.
 std::string describe_machine(int redis_port);

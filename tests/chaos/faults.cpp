@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "chaos/env.hpp"
 #include "chaos/redis_admin.hpp"
 #include "support/timing.hpp"
 
@@ -42,20 +43,6 @@ std::string client_kill(FaultTarget& t, const std::string& type) {
   return admin(t, {"CLIENT", "KILL", "TYPE", type}) + " connections killed";
 }
 
-/// Polls the subscriber count of `channel` until `pred` holds, for at most
-/// `timeout`; the time it took, or -1 ms when it did not happen.
-template <typename Pred>
-std::chrono::milliseconds until_listeners(Gilmour& g, const std::string& channel, Pred pred,
-                                          std::chrono::milliseconds timeout) {
-  auto start = std::chrono::steady_clock::now();
-  while (!pred(g.listener_count(channel).get())) {
-    if (std::chrono::steady_clock::now() - start > timeout) return std::chrono::milliseconds(-1);
-    std::this_thread::sleep_for(10ms);  // polling NUMSUB
-  }
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                               start);
-}
-
 std::string overflow(FaultTarget& t) {
   admin(t, {"CONFIG", "SET", "client-output-buffer-limit", "pubsub 1mb 512kb 1"});
   // One signal that holds the slow subscriber's I/O thread for 3 s, then a
@@ -88,18 +75,17 @@ std::string overflow(FaultTarget& t) {
   // Redis drops the subscriber once its buffer passes the hard limit; the
   // fault is over when the slow replier has subscribed again.
   const std::string channel = "gilmour.slot." + t.topics.burst;
-  auto dropped = until_listeners(
+  auto dropped = wait_listeners(
       t.requester, channel, [](std::int64_t n) { return n == 0; }, scaled(10s));
-  auto back = until_listeners(
-      t.requester, channel, [](std::int64_t n) { return n >= 1; }, scaled(30s));
+  auto back = wait_listeners(t.requester, channel, at_least(1), scaled(30s));
   admin(t, {"CONFIG", "SET", "client-output-buffer-limit", "pubsub 32mb 8mb 60"});
   std::string note = "burst of " + std::to_string(kBurstSignals) + " x 256 KiB (" +
                      std::to_string(published) + "/" + std::to_string(kBurstSignals + 1) +
                      " published); the slow subscriber ";
-  if (dropped.count() < 0) return note + "was NOT dropped by Redis";
+  if (!dropped) return note + "was NOT dropped by Redis";
   note += "was dropped by Redis, ";
-  if (back.count() < 0) throw std::runtime_error(note + "did NOT subscribe again within 30 s");
-  return note + "subscribed again " + std::to_string(back.count()) + " ms later";
+  if (!back) throw std::runtime_error(note + "did NOT subscribe again within 30 s");
+  return note + "subscribed again " + std::to_string(back->count()) + " ms later";
 }
 
 }  // namespace

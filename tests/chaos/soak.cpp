@@ -142,7 +142,7 @@ int soak_main(const Args& args) {
     std::cerr << "gilmour-soak: requester: " << e.what() << "\n";
     return 2;
   }
-  if (!Env::wait_listeners(*g, "gilmour.request." + env.topics().request, 1, scaled(30s))) {
+  if (!wait_listeners(*g, "gilmour.request." + env.topics().request, at_least(1), scaled(30s))) {
     std::cerr << "gilmour-soak: the replier did not subscribe (log in " << env.dir() << ")\n";
     env.keep();
     return 2;
