@@ -169,6 +169,10 @@ class Run {
 
   bool finished() const noexcept { return finished_.load(std::memory_order_acquire); }
 
+  /// The execution's deadline and trace id, which every step inherits. Set
+  /// before the first step starts, read-only after.
+  gilmour::detail::CallContext ctx;
+
   void set_timer(const TimerService::Key& key) {
     timer_ = key;
     has_timer_ = true;
@@ -218,7 +222,7 @@ void exec_request(const NodePtr& node, const RunPtr& run, nlohmann::json input, 
           if (run->finished()) return;  // the overall timeout won: ignore
           k(strip(std::move(m)));
         },
-        node->options.inline_callback, node->options);
+        node->options.inline_callback, node->options, &run->ctx);
   } catch (const InvalidState& e) {  // not started, or stopped
     failed = Message(std::string(e.what()), code::kUnavailable);
   } catch (const std::exception& e) {
@@ -269,6 +273,7 @@ void exec_lambda(const NodePtr& node, const RunPtr& run, nlohmann::json input, N
   auto guard = std::make_shared<LambdaDone>(run, std::move(k));
   std::exception_ptr error;
   try {
+    gilmour::detail::ContextScope scope(&run->ctx);  // its own requests inherit
     node->fn(Message(std::move(input)), [guard](Message m) { guard->fire(std::move(m)); });
   } catch (...) {
     error = std::current_exception();
@@ -508,12 +513,19 @@ void Composition::execute(nlohmann::json input, Completion done, ExecuteOptions 
     throw InvalidArgument("gilmour: Composition::execute(): negative timeout");
   }
   auto run = std::make_shared<Run>(std::move(done));
+  // Inside a handler or another composition's lambda: its deadline and trace.
+  if (const auto* outer = gilmour::detail::tl_call_context) run->ctx = *outer;
+  if (run->ctx.trace_id.empty()) run->ctx.trace_id = gilmour::detail::make_uuid();
   if (options.timeout.count() > 0) {
-    auto& timers = TimerService::instance();
     // "Forever" (milliseconds::max()) must not overflow the clock.
     auto timeout =
         std::min(options.timeout, std::chrono::milliseconds(std::chrono::hours(24 * 365 * 100)));
-    auto key = timers.make_key(Clock::now() + timeout);
+    auto own = Clock::now() + timeout;
+    if (!run->ctx.deadline || own < *run->ctx.deadline) run->ctx.deadline = own;
+  }
+  if (run->ctx.deadline) {
+    auto& timers = TimerService::instance();
+    auto key = timers.make_key(*run->ctx.deadline);
     run->set_timer(key);
     timers.schedule(key, [weak = std::weak_ptr<Run>(run)] {
       if (auto r = weak.lock()) r->finish(timeout_message());

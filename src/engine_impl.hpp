@@ -14,6 +14,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "codec.hpp"
+#include "engine/engine_util.hpp"
 #include "engine/response_route.hpp"
 #include "gilmour/engine.hpp"
 #include "gilmour/error_record.hpp"
@@ -27,6 +29,10 @@ struct Request::Impl {
   std::string topic;
   std::string channel;
   std::shared_ptr<const Message> message;
+  /// The invocation's deadline (min of the handler's timeout and the
+  /// requester's budget) and trace id (the envelope's, else the sender).
+  detail::CallContext ctx;
+  bool trace_on_wire = false;  // the envelope carried trace_id: answers echo it
 };
 
 namespace detail {
@@ -99,11 +105,14 @@ struct InvocationDone {
 /// The state of one reply: shared by the handler's Response, the deferred
 /// handle and the server-side timer. Exactly one answer is sent.
 struct ReplyState {
+  enum Phase : int { kQueued, kRunning, kExpired };
   std::weak_ptr<Engine> engine;
   std::shared_ptr<HandlerEntry> handler;
   std::shared_ptr<const Request::Impl> request;
   std::atomic<bool> done{false};
-  IoLoop::TimerId timer;                 // I/O thread only
+  std::atomic<int> phase{kQueued};  // the handler starts only from kQueued
+  bool budget_bound = false;        // the deadline is the requester's budget, not the handler's
+  IoLoop::TimerId timer;            // I/O thread only
   std::unique_ptr<InflightToken> token;  // released on the I/O thread when answered
 };
 
@@ -133,8 +142,10 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
 
   void signal(std::string_view topic, nlohmann::json data, SignalCallback done,
               SignalOptions options);
+  /// Sends a request. `ctx` (else the thread's CallContext, if any) bounds
+  /// its timeout and gives its trace id.
   void request(std::string_view topic, nlohmann::json data, std::function<void(Message)> complete,
-               bool complete_on_io, RequestOptions options);
+               bool complete_on_io, RequestOptions options, const CallContext* ctx = nullptr);
   Message request_sync(std::string_view topic, nlohmann::json data, RequestOptions options);
 
   /// Answers a reply (any thread); false when it was answered already.
@@ -195,7 +206,8 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
     std::atomic<std::uint64_t> requests_sent{0}, responses_received{0}, requests_handled{0},
         responses_sent{0}, signals_sent{0}, signals_received{0}, lock_lost{0}, handler_errors{0},
         server_timeouts{0}, client_timeouts{0}, no_listeners{0}, publish_failures{0},
-        malformed_dropped{0}, stray_responses{0}, errors_reported{0}, reconnects{0}, slow_inline{0};
+        malformed_dropped{0}, stray_responses{0}, errors_reported{0}, reconnects{0}, slow_inline{0},
+        expired_dropped{0};
   };
 
   /// The reply handler answering health pings on gilmour.health.<ident>.
@@ -204,6 +216,9 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   /// extension, registered with health checks).
   std::shared_ptr<HandlerEntry> make_stats_entry();
   void require_running(const char* what) const;
+  /// The trace id an outgoing message carries: `ctx`'s (else the thread's
+  /// CallContext's), or its own sender when there is none.
+  static std::string_view trace_for(std::string_view sender, const CallContext* ctx);
   // I/O thread
   void attach(const std::shared_ptr<HandlerEntry>& entry, std::function<void(const Status&)> done);
   void detach(const std::shared_ptr<HandlerEntry>& entry);
@@ -215,7 +230,21 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   void finish_request(std::uint64_t seq, Message m);
   void on_response(std::string_view channel, std::string_view payload);
   void dispatch(const std::shared_ptr<HandlerEntry>& h, const std::shared_ptr<const Message>& msg,
-                const std::string& channel);
+                const std::string& channel, const CallContext& sent);
+  // Deadlines that travel (deadlines.cpp).
+  /// The requester's deadline (arrival + `budget_ms`) and trace id, as sent.
+  static CallContext sender_context(const EnvelopeExtras& extras);
+  /// Sets `req.ctx` from the handler's `timeout` (counted from now) and what
+  /// the sender asked; shortens `timeout` to the sender's budget and returns
+  /// true when that is the earlier one.
+  static bool bound_by_sender(Request::Impl& req, const CallContext& sent,
+                              std::chrono::milliseconds& timeout);
+  /// The reply's deadline passed (I/O timer, or a worker about to run it):
+  /// a handler that never started and whose requester already gave up is
+  /// dropped (Stats::expired_dropped); otherwise the answer is 499.
+  void expire_reply(const std::shared_ptr<ReplyState>& st);
+  /// On a worker, before the handler: false when the reply expired instead.
+  bool begin_reply(const std::shared_ptr<ReplyState>& st);
   /// Hands a handler invocation to the executor (through the handler's own
   /// queue when it is ordered).
   void submit_for(const std::shared_ptr<HandlerEntry>& h, std::function<void()> task);

@@ -31,6 +31,8 @@ constexpr Field kFields[] = {
     {"errors_reported", &Stats::errors_reported, "Error records handed to the backend."},
     {"reconnects", &Stats::reconnects, "Backend reconnections."},
     {"slow_inline", &Stats::slow_inline, "Inline handlers that ran past inline_warn_threshold."},
+    {"expired_dropped", &Stats::expired_dropped,
+     "Requests dropped unrun: their requester's deadline had passed."},
 };
 
 std::string escape_label(std::string_view v) {

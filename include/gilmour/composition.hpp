@@ -60,6 +60,9 @@
 /// composition (named "gilmour-compose"), started on first use and joined at
 /// static destruction; there is no thread per execution.
 ///
+/// Deadlines and traces: see ExecuteOptions::timeout. A request made inside
+/// a lambda inherits them as well (as one made by a handler does).
+///
 /// Threads: a lambda runs on the thread that completed the step before it: a
 /// worker of the engine's Executor after a request step, or the thread that
 /// called execute() when it is the first step. The completion (callback, or
@@ -109,6 +112,10 @@ namespace gilmour {
 struct ExecuteOptions {
   /// Bound on the whole execution; 0 = none (each request step still has its
   /// own RequestOptions timeout). When it passes: 499 "Execution timed out".
+  /// Executed from a handler's thread, the execution is also bounded by that
+  /// handler's Request::deadline() and carries its trace id; every request
+  /// step is bounded by what is left of the execution's deadline and carries
+  /// the execution's trace id (a fresh one outside a handler).
   std::chrono::milliseconds timeout{0};
 };
 

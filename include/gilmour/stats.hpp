@@ -35,6 +35,8 @@ struct Stats {
                                          ///< a failed one also counts in publish_failures
   std::uint64_t reconnects = 0;          ///< backend reconnections
   std::uint64_t slow_inline = 0;         ///< inline handlers that ran past inline_warn_threshold
+  std::uint64_t expired_dropped = 0;     ///< requests not run: the requester's deadline passed
+                                         ///< while they were queued (not answered)
 };
 
 /// The counters as a JSON object, one member per field, named as the field.

@@ -23,7 +23,8 @@ void Engine::on_message(std::string_view channel, std::string_view pattern,
   auto it = subs_.find(lookup_key_);
   if (it == subs_.end() || it->second.handlers.empty()) return;
   DecodeError why;
-  auto decoded = decode_envelope(payload, &why);
+  EnvelopeExtras extras;
+  auto decoded = decode_envelope(payload, &why, &extras);
   if (!decoded) {
     warn_malformed(channel, why.reason);
     return;
@@ -34,17 +35,19 @@ void Engine::on_message(std::string_view channel, std::string_view pattern,
   }
   log_->trace("gilmour: {} <- {}", channel, payload);
   auto msg = std::make_shared<const Message>(std::move(*decoded));
+  CallContext sent = sender_context(extras);
   std::string ch(channel);
   // No copy: nothing below changes subs_ synchronously (dispatch submits to
   // the executor; the lock callback runs later, on a later loop turn).
   for (auto& h : it->second.handlers) {
     if (!h->active.load()) continue;
     if (h->group.empty()) {
-      dispatch(h, msg, ch);
+      dispatch(h, msg, ch, sent);
       continue;
     }
     backend_->acquire_lock(msg->sender() + h->group, opts_.lock_ttl,
-                           [self = shared_from_this(), h, msg, ch](const Status& st, bool won) {
+                           [self = shared_from_this(), h, msg, ch, sent](const Status& st,
+                                                                         bool won) {
                              if (!st) {
                                self->log_->warn("gilmour: exclusion lock for {} failed: {}", ch,
                                                 st.message());
@@ -54,7 +57,7 @@ void Engine::on_message(std::string_view channel, std::string_view pattern,
                                self->counters_.lock_lost.fetch_add(1, std::memory_order_relaxed);
                                return;
                              }
-                             self->dispatch(h, msg, ch);
+                             self->dispatch(h, msg, ch, sent);
                            });
   }
 }
@@ -79,12 +82,14 @@ void Engine::warn_malformed(std::string_view channel, std::string_view reason) {
 }
 
 void Engine::dispatch(const std::shared_ptr<HandlerEntry>& h,
-                      const std::shared_ptr<const Message>& msg, const std::string& channel) {
+                      const std::shared_ptr<const Message>& msg, const std::string& channel,
+                      const CallContext& sent) {
   auto req = std::make_shared<Request::Impl>();
   req->topic = h->topic;
   req->channel = channel;
   req->message = msg;
   auto timeout = h->timeout.count() > 0 ? h->timeout : opts_.handler_timeout;
+  bool budget_bound = bound_by_sender(*req, sent, timeout);
   auto self = shared_from_this();
   if (h->kind == HandlerKind::kReply) {
     counters_.requests_handled.fetch_add(1, std::memory_order_relaxed);
@@ -92,6 +97,7 @@ void Engine::dispatch(const std::shared_ptr<HandlerEntry>& h,
     st->engine = self;
     st->handler = h;
     st->request = std::move(req);
+    st->budget_bound = budget_bound;
     st->token = std::make_unique<InflightToken>(self);
     if (h->inline_delivery) {
       // Runs to its end here; only a deferred answer needs the deadline.
@@ -165,7 +171,7 @@ void Engine::run_slot(const std::shared_ptr<HandlerEntry>& h,
     Request r;
     r.impl_ = req;
     auto err = run_user([&] {
-      HandlerScope scope(this, h.get());
+      HandlerScope scope(this, h.get(), &req->ctx);
       h->slot(r);
     });
     if (err) {

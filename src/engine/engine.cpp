@@ -305,6 +305,7 @@ Stats Engine::stats() const {
   s.errors_reported = r(counters_.errors_reported);
   s.reconnects = r(counters_.reconnects);
   s.slow_inline = r(counters_.slow_inline);
+  s.expired_dropped = r(counters_.expired_dropped);
   return s;
 }
 
