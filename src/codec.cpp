@@ -9,9 +9,8 @@ std::string dump_json(const nlohmann::json& j) {
 }
 
 void append_json_string(std::string& out, std::string_view s) {
-  bool plain = std::all_of(s.begin(), s.end(), [](char c) {
-    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
-  });
+  bool plain = std::all_of(s.begin(), s.end(),
+                           [](char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; });
   if (!plain) {
     out += dump_json(nlohmann::json(std::string(s)));
     return;
@@ -110,11 +109,12 @@ std::optional<Message> decode_envelope(std::string_view payload, DecodeError* wh
   if (extras) {
     it = j.find("budget_ms");
     if (it != j.end() && it->is_number_unsigned()) {
-      extras->budget_ms =
-          static_cast<std::int64_t>(std::min<std::uint64_t>(it->get<std::uint64_t>(), kMaxBudgetMs));
+      extras->budget_ms = static_cast<std::int64_t>(
+          std::min<std::uint64_t>(it->get<std::uint64_t>(), kMaxBudgetMs));
     }
     it = j.find("trace_id");
-    if (it != j.end() && it->is_string() && it->get_ref<const std::string&>().size() <= kMaxTraceId) {
+    if (it != j.end() && it->is_string() &&
+        it->get_ref<const std::string&>().size() <= kMaxTraceId) {
       extras->trace_id = it->get<std::string>();
     }
   }

@@ -45,20 +45,19 @@ void Engine::on_message(std::string_view channel, std::string_view pattern,
       dispatch(h, msg, ch, sent);
       continue;
     }
-    backend_->acquire_lock(msg->sender() + h->group, opts_.lock_ttl,
-                           [self = shared_from_this(), h, msg, ch, sent](const Status& st,
-                                                                         bool won) {
-                             if (!st) {
-                               self->log_->warn("gilmour: exclusion lock for {} failed: {}", ch,
-                                                st.message());
-                               return;
-                             }
-                             if (!won) {
-                               self->counters_.lock_lost.fetch_add(1, std::memory_order_relaxed);
-                               return;
-                             }
-                             self->dispatch(h, msg, ch, sent);
-                           });
+    backend_->acquire_lock(
+        msg->sender() + h->group, opts_.lock_ttl,
+        [self = shared_from_this(), h, msg, ch, sent](const Status& st, bool won) {
+          if (!st) {
+            self->log_->warn("gilmour: exclusion lock for {} failed: {}", ch, st.message());
+            return;
+          }
+          if (!won) {
+            self->counters_.lock_lost.fetch_add(1, std::memory_order_relaxed);
+            return;
+          }
+          self->dispatch(h, msg, ch, sent);
+        });
   }
 }
 

@@ -30,8 +30,8 @@ struct CallContext {
   /// Time left before the deadline (zero once passed); `fallback` without one.
   std::chrono::milliseconds remaining_or(std::chrono::milliseconds fallback) const {
     if (!deadline) return fallback;
-    auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline -
-                                                             std::chrono::steady_clock::now());
+    auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now());
     return std::max(std::chrono::milliseconds(0), std::min(left, fallback));
   }
 };

@@ -573,9 +573,9 @@ TEST_P(CompositionTest, StepsInheritTheExecutionsDeadlineAndTraceId) {
   auto& g = started();
   auto minute = RequestOptions{}.set_timeout(std::chrono::minutes(1));
   auto from_lambda = c::lambda([&](Message) { return g.request_sync(topic("probe"), 1, minute); });
-  auto comp = c::batch({req(g, "probe", nullptr, minute), req(g, "probe", nullptr, minute),
-                        from_lambda},
-                       /*record=*/true);
+  auto comp =
+      c::batch({req(g, "probe", nullptr, minute), req(g, "probe", nullptr, minute), from_lambda},
+               /*record=*/true);
   auto budget = scaled(5s);
   auto m = run(comp, 1, {budget});
   ASSERT_EQ(m.code(), 200) << m.data().dump();

@@ -110,7 +110,8 @@ TEST_P(DeadlineTest, NestedRequestsAndSignalsInheritTheBudgetAndTheTrace) {
   auto inner = unique_topic("inner");
   auto slot_topic = unique_topic("traced-slot");
   std::promise<std::string> slot_trace;
-  auto slot = server.slot(slot_topic, [&](const Request& r) { slot_trace.set_value(r.trace_id()); });
+  auto slot =
+      server.slot(slot_topic, [&](const Request& r) { slot_trace.set_value(r.trace_id()); });
   auto s1 = server.reply_to(inner, [](const Request& r, Response& res) {
     res.set_data(json{{"remaining", r.remaining().count()}, {"trace", r.trace_id()}});
   });

@@ -19,7 +19,8 @@ TEST(Codec, DeadlineAndTraceFieldsFollowTheProtocolFields) {
             R"({"data":"x","code":200,"sender":"e.1","budget_ms":1500,"trace_id":"e.1"})");
   EXPECT_EQ(encode_envelope("x", 200, "gilmour.response.e.1", -1, "t"),
             R"({"data":"x","code":200,"sender":"gilmour.response.e.1","trace_id":"t"})");
-  EXPECT_EQ(encode_envelope("x", 200, "s", 0), R"({"data":"x","code":200,"sender":"s","budget_ms":0})");
+  EXPECT_EQ(encode_envelope("x", 200, "s", 0),
+            R"({"data":"x","code":200,"sender":"s","budget_ms":0})");
   // Ids that need escaping still make valid JSON.
   auto odd = encode_envelope(1, 200, "a\"b", -1, "t\\\n\xc3\xa9");
   auto j = nlohmann::json::parse(odd);
@@ -51,7 +52,8 @@ TEST(Codec, MissingOrOddDeadlineFieldsAreIgnoredNotFatal) {
     EXPECT_EQ(ex.budget_ms, -1) << odd;
     EXPECT_TRUE(ex.trace_id.empty()) << odd;
   }
-  auto long_trace = read(R"({"sender":"s","trace_id":")" + std::string(kMaxTraceId + 1, 'x') + "\"}");
+  auto long_trace =
+      read(R"({"sender":"s","trace_id":")" + std::string(kMaxTraceId + 1, 'x') + "\"}");
   EXPECT_TRUE(long_trace.trace_id.empty());
   auto huge = read(R"({"sender":"s","budget_ms":18446744073709551615})");
   EXPECT_EQ(huge.budget_ms, static_cast<std::int64_t>(kMaxBudgetMs));
