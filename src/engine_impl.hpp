@@ -160,6 +160,17 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   Stats stats() const;
   void enable_health_check();
 
+  /// A timer on this engine's loop for the library's code outside the
+  /// engine (composition deadlines). Any thread: `fn` runs on the executor
+  /// at `when`, unless cancel_timer(slot) ran first. False when the engine
+  /// is not running (nothing scheduled). Timers still pending when the
+  /// engine stops never run.
+  using SharedTimer = std::shared_ptr<IoLoop::TimerId>;
+  bool schedule_at(IoLoop::Clock::time_point when, std::function<void()> fn,
+                   const SharedTimer& slot);
+  /// Cancels what schedule_at(…, slot) scheduled. Any thread.
+  void cancel_timer(const SharedTimer& slot);
+
   /// Runs `op(backend, done)` on the I/O thread; the future gets what `done`
   /// is given. InvalidState when the engine is not running.
   template <typename T, typename Op>

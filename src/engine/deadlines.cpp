@@ -51,4 +51,27 @@ bool Engine::begin_reply(const std::shared_ptr<ReplyState>& st) {
   return st->phase.compare_exchange_strong(queued, ReplyState::kRunning);
 }
 
+bool Engine::schedule_at(IoLoop::Clock::time_point when, std::function<void()> fn,
+                         const SharedTimer& slot) {
+  if (state_.load() != kRunning) return false;
+  return io_.try_post([self = shared_from_this(), when, fn = std::move(fn), slot]() mutable {
+    auto delay = std::chrono::ceil<std::chrono::milliseconds>(when - IoLoop::Clock::now());
+    *slot = self->io_.schedule(std::max(delay, std::chrono::milliseconds(0)),
+                               [self, fn = std::move(fn)] { self->executor_->submit(fn); });
+  });
+}
+
+void Engine::cancel_timer(const SharedTimer& slot) {
+  // After the post of schedule_at() (one queue, in order), or on the loop.
+  auto cancel = [self = shared_from_this(), slot] {
+    self->io_.cancel(*slot);
+    *slot = {};
+  };
+  if (io_.on_io_thread()) {
+    cancel();
+  } else {
+    io_.try_post(cancel);
+  }
+}
+
 }  // namespace gilmour::detail

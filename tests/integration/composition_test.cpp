@@ -14,6 +14,10 @@
 #include <set>
 #include <thread>
 
+#ifdef __linux__
+#include <pthread.h>
+#endif
+
 #include "support/backend_test.hpp"
 
 namespace gilmour::test {
@@ -591,6 +595,30 @@ TEST_P(CompositionTest, StepsInheritTheExecutionsDeadlineAndTraceId) {
   auto again = run(comp, 1, {budget});
   EXPECT_NE(again.data()[0]["data"]["trace"], m.data()[0]["data"]["trace"]);  // ...each its own
 }
+
+#ifdef __linux__
+// The deadline of a composition with a running engine is kept by that
+// engine's loop (no process-wide thread); the 499 is delivered on a worker.
+TEST_P(CompositionTest, DeadlineIsKeptOnTheEnginesLoop) {
+  auto& g = started();
+  auto comp = req(g, "nobody-serves-this", nullptr,
+                  RequestOptions{}.set_timeout(std::chrono::minutes(1)));
+  std::promise<std::pair<int, std::string>> done;
+  comp.execute(
+      1,
+      [&](Message m) {
+        char name[32] = {};
+        pthread_getname_np(pthread_self(), name, sizeof name);
+        done.set_value({m.code(), name});
+      },
+      {100ms});
+  auto f = done.get_future();
+  ASSERT_EQ(f.wait_for(scaled(10s)), std::future_status::ready);
+  auto [code, thread] = f.get();
+  EXPECT_EQ(code, 499);
+  EXPECT_NE(thread, "gilmour-compose");
+}
+#endif
 
 // A composition executed by a handler continues that handler's trace and
 // deadline.
