@@ -601,17 +601,16 @@ TEST_P(CompositionTest, StepsInheritTheExecutionsDeadlineAndTraceId) {
 // engine's loop (no process-wide thread); the 499 is delivered on a worker.
 TEST_P(CompositionTest, DeadlineIsKeptOnTheEnginesLoop) {
   auto& g = started();
-  auto comp = req(g, "nobody-serves-this", nullptr,
-                  RequestOptions{}.set_timeout(std::chrono::minutes(1)));
+  auto comp =
+      req(g, "nobody-serves-this", nullptr, RequestOptions{}.set_timeout(std::chrono::minutes(1)));
   std::promise<std::pair<int, std::string>> done;
-  comp.execute(
-      1,
-      [&](Message m) {
-        char name[32] = {};
-        pthread_getname_np(pthread_self(), name, sizeof name);
-        done.set_value({m.code(), name});
-      },
-      {100ms});
+  comp.execute(1,
+               [&](Message m) {
+                 char name[32] = {};
+                 pthread_getname_np(pthread_self(), name, sizeof name);
+                 done.set_value({m.code(), name});
+               },
+               {100ms});
   auto f = done.get_future();
   ASSERT_EQ(f.wait_for(scaled(10s)), std::future_status::ready);
   auto [code, thread] = f.get();
