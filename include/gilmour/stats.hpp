@@ -19,7 +19,8 @@ namespace gilmour {
 struct Stats {
   std::uint64_t requests_sent = 0;       ///< requests published by this engine
   std::uint64_t responses_received = 0;  ///< responses that completed a request
-  std::uint64_t requests_handled = 0;    ///< requests this engine's reply handlers ran for
+  std::uint64_t requests_handled = 0;    ///< requests taken by this engine's reply handlers
+                                         ///< (expired_dropped ones included)
   std::uint64_t responses_sent = 0;      ///< responses published by this engine
   std::uint64_t signals_sent = 0;        ///< signals published
   std::uint64_t signals_received = 0;    ///< slot handler invocations
