@@ -9,13 +9,16 @@ TEST(Stats, JsonRoundTripNamesEveryField) {
   Stats s;
   s.requests_sent = 3;
   s.slow_inline = 7;
+  s.expired_dropped = 9;
   auto j = to_json(s);
   EXPECT_EQ(j.at("requests_sent"), 3);
   EXPECT_EQ(j.at("slow_inline"), 7);
-  EXPECT_EQ(j.size(), 17u);  // a field added to Stats must be added to the table
+  EXPECT_EQ(j.at("expired_dropped"), 9);
+  EXPECT_EQ(j.size(), 18u);  // a field added to Stats must be added to the table
   auto back = stats_from_json(j);
   EXPECT_EQ(back.requests_sent, 3u);
   EXPECT_EQ(back.slow_inline, 7u);
+  EXPECT_EQ(back.expired_dropped, 9u);
   EXPECT_EQ(stats_from_json(nlohmann::json("junk")).requests_sent, 0u);
 }
 
@@ -37,8 +40,8 @@ TEST(Stats, PrometheusTextFormat) {
     samples += next == "gilmour";
     types += next == "# TYPE ";
   }
-  EXPECT_EQ(samples, 17u);
-  EXPECT_EQ(types, 17u);
+  EXPECT_EQ(samples, 18u);
+  EXPECT_EQ(types, 18u);
 }
 
 }  // namespace
