@@ -1,6 +1,7 @@
 // The envelope codec: the one place wire payloads are parsed and written.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,6 +26,23 @@ inline constexpr std::size_t kMaxDepth = 256;
 /// validate the text).
 bool nesting_within(std::string_view text, std::size_t limit) noexcept;
 
+/// Our optional envelope fields (docs/protocol.md, "Deadlines and trace
+/// ids"): Go and Ruby neither send nor read them.
+struct EnvelopeExtras {
+  /// `budget_ms`: how long the requester still waits, in ms, as of
+  /// publishing; -1 = absent.
+  std::int64_t budget_ms = -1;
+  /// `trace_id`: empty = absent.
+  std::string trace_id;
+};
+
+/// Largest `budget_ms` taken from the wire (larger ones are clamped to it,
+/// ten years, so that adding it to a clock cannot overflow).
+inline constexpr std::uint64_t kMaxBudgetMs = std::uint64_t{10} * 365 * 24 * 3600 * 1000;
+
+/// Longest `trace_id` accepted from the wire (a longer one is ignored).
+inline constexpr std::size_t kMaxTraceId = 128;
+
 /// Why a payload was rejected, for logs.
 struct DecodeError {
   std::string reason;
@@ -32,14 +50,25 @@ struct DecodeError {
 
 /// Parses `{"data":...,"code":...,"sender":"..."}` without throwing. A missing,
 /// null or 0 code reads as 200; unknown fields are ignored; `sender` must be a
-/// string when present. Anything else is an error.
-std::optional<Message> decode_envelope(std::string_view payload, DecodeError* why = nullptr);
+/// string when present. Anything else is an error. With `extras`, also reads
+/// `budget_ms` (a non-negative integer) and `trace_id` (a string of at most
+/// kMaxTraceId bytes); a value of another type or range is ignored, as an
+/// unknown field would be (the message is still served).
+std::optional<Message> decode_envelope(std::string_view payload, DecodeError* why = nullptr,
+                                       EnvelopeExtras* extras = nullptr);
 
-/// Writes the envelope, keys in the order data, code, sender.
-std::string encode_envelope(const nlohmann::json& data, int code, std::string_view sender);
+/// Writes the envelope, keys in the order data, code, sender, then
+/// `budget_ms` when >= 0 and `trace_id` when not empty.
+std::string encode_envelope(const nlohmann::json& data, int code, std::string_view sender,
+                            std::int64_t budget_ms = -1, std::string_view trace_id = {});
 /// The same, with `data_text` already JSON text (written as is, so a value
 /// dumped with its keys in a chosen order keeps that order).
-std::string encode_envelope_text(std::string_view data_text, int code, std::string_view sender);
+std::string encode_envelope_text(std::string_view data_text, int code, std::string_view sender,
+                                 std::int64_t budget_ms = -1, std::string_view trace_id = {});
+
+/// Appends `s` as a JSON string (quoted, escaped; invalid UTF-8 replaced).
+/// Plain printable ASCII, as our own ids, is copied without a JSON value.
+void append_json_string(std::string& out, std::string_view s);
 
 /// JSON text of `j`, replacing invalid UTF-8 instead of throwing.
 std::string dump_json(const nlohmann::json& j);

@@ -36,6 +36,10 @@ struct Composition::Node {
   std::string topic;
   nlohmann::json with;  // null or an object
   RequestOptions options;
+  // The engine whose loop keeps an execution's deadline: a request node's
+  // own, a group's first step's that has one (`has_engine`).
+  std::weak_ptr<gilmour::detail::Engine> timer_engine;
+  bool has_engine = false;
   // kLambda
   compose::detail::AsyncFn fn;
   // groups
@@ -63,7 +67,9 @@ Message timeout_message() { return Message("Execution timed out", code::kTimeout
 
 // ------------------------------------------------------------------ timer
 
-/// One process-wide timer thread for overall execution timeouts. Deadlines
+/// The fallback for compositions without an engine (only local lambdas), or
+/// whose engine is not running: one process-wide timer thread, started on
+/// first use. Deadlines
 /// live in an ordered map (earliest first) so that a finished execution can
 /// cancel its entry at once. Callbacks run on the timer thread, unlocked.
 class TimerService {
@@ -169,14 +175,16 @@ class Run {
 
   bool finished() const noexcept { return finished_.load(std::memory_order_acquire); }
 
-  void set_timer(const TimerService::Key& key) {
-    timer_ = key;
-    has_timer_ = true;
-  }
+  /// The execution's deadline and trace id, which every step inherits. Set
+  /// before the first step starts, read-only after.
+  gilmour::detail::CallContext ctx;
+
+  /// How to cancel the deadline's timer; set before it is scheduled.
+  void set_cancel(std::function<void()> cancel) { cancel_timer_ = std::move(cancel); }
 
   void finish(Message m) noexcept {
     if (finished_.exchange(true, std::memory_order_acq_rel)) return;
-    if (has_timer_) TimerService::instance().cancel(timer_);
+    if (cancel_timer_) cancel_timer_();
     auto done = std::move(done_);
     done_ = nullptr;
     m.set_sender({});
@@ -190,8 +198,7 @@ class Run {
   std::atomic<bool> finished_{false};
   Completion done_;
   // Written before the timer is scheduled (and before any step starts).
-  TimerService::Key timer_{};
-  bool has_timer_ = false;
+  std::function<void()> cancel_timer_;
 };
 
 using RunPtr = std::shared_ptr<Run>;
@@ -218,7 +225,7 @@ void exec_request(const NodePtr& node, const RunPtr& run, nlohmann::json input, 
           if (run->finished()) return;  // the overall timeout won: ignore
           k(strip(std::move(m)));
         },
-        node->options.inline_callback, node->options);
+        node->options.inline_callback, node->options, &run->ctx);
   } catch (const InvalidState& e) {  // not started, or stopped
     failed = Message(std::string(e.what()), code::kUnavailable);
   } catch (const std::exception& e) {
@@ -269,11 +276,32 @@ void exec_lambda(const NodePtr& node, const RunPtr& run, nlohmann::json input, N
   auto guard = std::make_shared<LambdaDone>(run, std::move(k));
   std::exception_ptr error;
   try {
+    gilmour::detail::ContextScope scope(&run->ctx);  // its own requests inherit
     node->fn(Message(std::move(input)), [guard](Message m) { guard->fire(std::move(m)); });
   } catch (...) {
     error = std::current_exception();
   }
   if (error) guard->fire(Message(exception_text(error), code::kHandlerError));
+}
+
+/// Completes `run` with 499 at `when`: on the loop of the composition's
+/// (first) engine when it runs, else on the fallback timer thread.
+void arm_deadline(const Composition::Node& node, const RunPtr& run, Clock::time_point when) {
+  auto fire = [weak = std::weak_ptr<Run>(run)] {
+    if (auto r = weak.lock()) r->finish(timeout_message());
+  };
+  if (auto engine = node.timer_engine.lock()) {
+    auto slot = std::make_shared<gilmour::detail::IoLoop::TimerId>();
+    std::weak_ptr<gilmour::detail::Engine> weak_engine = engine;
+    run->set_cancel([weak_engine, slot] {
+      if (auto e = weak_engine.lock()) e->cancel_timer(slot);
+    });
+    if (engine->schedule_at(when, fire, slot)) return;
+  }
+  auto& timers = TimerService::instance();
+  auto key = timers.make_key(when);
+  run->set_cancel([key] { TimerService::instance().cancel(key); });
+  timers.schedule(key, fire);
 }
 
 // ------------------------------------------------------------- sequential
@@ -439,6 +467,13 @@ Composition make_group(Kind kind, std::vector<Composition> steps, bool record = 
   n->kind = kind;
   n->steps = std::move(steps);
   n->record = record;
+  for (const auto& s : n->steps) {
+    const auto& child = CompositionAccess::node(s);
+    if (!child->has_engine) continue;
+    n->timer_engine = child->timer_engine;
+    n->has_engine = true;
+    break;
+  }
   return CompositionAccess::make(std::move(n));
 }
 
@@ -508,17 +543,17 @@ void Composition::execute(nlohmann::json input, Completion done, ExecuteOptions 
     throw InvalidArgument("gilmour: Composition::execute(): negative timeout");
   }
   auto run = std::make_shared<Run>(std::move(done));
+  // Inside a handler or another composition's lambda: its deadline and trace.
+  if (const auto* outer = gilmour::detail::tl_call_context) run->ctx = *outer;
+  if (run->ctx.trace_id.empty()) run->ctx.trace_id = gilmour::detail::make_uuid();
   if (options.timeout.count() > 0) {
-    auto& timers = TimerService::instance();
     // "Forever" (milliseconds::max()) must not overflow the clock.
     auto timeout =
         std::min(options.timeout, std::chrono::milliseconds(std::chrono::hours(24 * 365 * 100)));
-    auto key = timers.make_key(Clock::now() + timeout);
-    run->set_timer(key);
-    timers.schedule(key, [weak = std::weak_ptr<Run>(run)] {
-      if (auto r = weak.lock()) r->finish(timeout_message());
-    });
+    auto own = Clock::now() + timeout;
+    if (!run->ctx.deadline || own < *run->ctx.deadline) run->ctx.deadline = own;
   }
+  if (run->ctx.deadline) arm_deadline(*node_, run, *run->ctx.deadline);
   exec(node_, run, std::move(input), [run](Message m) { run->finish(std::move(m)); });
 }
 
@@ -564,6 +599,8 @@ Composition request(Gilmour* engine, std::string_view topic, nlohmann::json with
   auto n = std::make_shared<Composition::Node>();
   n->kind = Kind::kRequest;
   n->engine = gilmour::detail::EngineAccess::of(*engine);
+  n->timer_engine = n->engine;
+  n->has_engine = true;
   n->topic = std::string(topic);
   if (with.is_object() && !with.empty()) n->with = std::move(with);
   n->options = options;

@@ -15,6 +15,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "codec.hpp"
+#include "engine/engine_util.hpp"
 #include "engine/response_route.hpp"
 #include "gilmour/engine.hpp"
 #include "gilmour/error_record.hpp"
@@ -28,6 +30,10 @@ struct Request::Impl {
   std::string topic;
   std::string channel;
   std::shared_ptr<const Message> message;
+  /// The invocation's deadline (min of the handler's timeout and the
+  /// requester's budget) and trace id (the envelope's, else the sender).
+  detail::CallContext ctx;
+  bool trace_on_wire = false;  // the envelope carried trace_id: answers echo it
 };
 
 namespace detail {
@@ -147,10 +153,13 @@ struct Invocation {
 /// The state of one reply: shared by the handler's Response, the deferred
 /// handle and the server-side timer. Exactly one answer is sent.
 struct ReplyState : Invocation {
+  enum Phase : int { kQueued, kRunning, kExpired };
   std::weak_ptr<Engine> engine;
   std::shared_ptr<const Request::Impl> request;
   std::atomic<bool> done{false};
-  IoLoop::TimerId timer;                 // I/O thread only
+  std::atomic<int> phase{kQueued};  // the handler starts only from kQueued
+  bool budget_bound = false;        // the deadline is the requester's budget, not the handler's
+  IoLoop::TimerId timer;            // I/O thread only
   std::unique_ptr<InflightToken> token;  // released on the I/O thread when answered
 };
 
@@ -180,8 +189,10 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
 
   void signal(std::string_view topic, nlohmann::json data, SignalCallback done,
               SignalOptions options);
+  /// Sends a request. `ctx` (else the thread's CallContext, if any) bounds
+  /// its timeout and gives its trace id.
   void request(std::string_view topic, nlohmann::json data, std::function<void(Message)> complete,
-               bool complete_on_io, RequestOptions options);
+               bool complete_on_io, RequestOptions options, const CallContext* ctx = nullptr);
   Message request_sync(std::string_view topic, nlohmann::json data, RequestOptions options);
 
   /// Answers a reply (any thread); false when it was answered already.
@@ -195,6 +206,17 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
 
   Stats stats() const;
   void enable_health_check();
+
+  /// A timer on this engine's loop for the library's code outside the
+  /// engine (composition deadlines). Any thread: `fn` runs on the executor
+  /// at `when`, unless cancel_timer(slot) ran first. False when the engine
+  /// is not running (nothing scheduled). Timers still pending when the
+  /// engine stops never run.
+  using SharedTimer = std::shared_ptr<IoLoop::TimerId>;
+  bool schedule_at(IoLoop::Clock::time_point when, std::function<void()> fn,
+                   const SharedTimer& slot);
+  /// Cancels what schedule_at(…, slot) scheduled. Any thread.
+  void cancel_timer(const SharedTimer& slot);
 
   /// Runs `op(backend, done)` on the I/O thread; the future gets what `done`
   /// is given. InvalidState when the engine is not running.
@@ -244,7 +266,7 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
         server_timeouts{0}, client_timeouts{0}, no_listeners{0}, publish_failures{0},
         malformed_dropped{0}, oversized_dropped{0}, stray_responses{0}, errors_reported{0},
         reconnects{0}, slow_inline{0}, slow_consumer_dropped{0}, lock_deferred{0},
-        requests_refused_at_stop{0}, inbound_dropped_at_stop{0};
+        requests_refused_at_stop{0}, inbound_dropped_at_stop{0}, expired_dropped{0};
   };
 
   /// The reply handler answering health pings on gilmour.health.<ident>.
@@ -253,6 +275,9 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   /// extension, registered with health checks).
   std::shared_ptr<HandlerEntry> make_stats_entry();
   void require_running(const char* what) const;
+  /// The trace id an outgoing message carries: `ctx`'s (else the thread's
+  /// CallContext's), or its own sender when there is none.
+  static std::string_view trace_for(std::string_view sender, const CallContext* ctx);
   // I/O thread
   void attach(const std::shared_ptr<HandlerEntry>& entry, std::function<void(const Status&)> done);
   void detach(const std::shared_ptr<HandlerEntry>& entry);
@@ -266,11 +291,11 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   /// Takes a grouped handler's exclusion lock, then dispatches (I/O thread).
   void lock_then_dispatch(const std::shared_ptr<HandlerEntry>& h,
                           const std::shared_ptr<const Message>& msg, const std::string& channel,
-                          std::int64_t bytes);
+                          std::int64_t bytes, const CallContext& sent);
   /// Hands a message to a handler, or refuses it when the handler's queue is
   /// full (I/O thread).
   void dispatch(const std::shared_ptr<HandlerEntry>& h, const std::shared_ptr<const Message>& msg,
-                const std::string& channel, std::int64_t bytes);
+                const std::string& channel, std::int64_t bytes, const CallContext& sent);
   // Inbound bounds (inbound_limits.cpp).
   /// Sets a handler's queue bounds from its options (0: the engine's).
   void bound_queue(HandlerEntry& e) const;
@@ -291,6 +316,20 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   /// Publishes a 503 answer without an error record (I/O thread); false
   /// when the request was answered already.
   bool answer_unavailable(const std::shared_ptr<ReplyState>& st, std::string_view why);
+  // Deadlines that travel (deadlines.cpp).
+  /// The requester's deadline (arrival + `budget_ms`) and trace id, as sent.
+  static CallContext sender_context(const EnvelopeExtras& extras);
+  /// Sets `req.ctx` from the handler's `timeout` (counted from now) and what
+  /// the sender asked; shortens `timeout` to the sender's budget and returns
+  /// true when that is the earlier one.
+  static bool bound_by_sender(Request::Impl& req, const CallContext& sent,
+                              std::chrono::milliseconds& timeout);
+  /// The reply's deadline passed (I/O timer, or a worker about to run it):
+  /// a handler that never started and whose requester already gave up is
+  /// dropped (Stats::expired_dropped); otherwise the answer is 499.
+  void expire_reply(const std::shared_ptr<ReplyState>& st);
+  /// On a worker, before the handler: false when the reply expired instead.
+  bool begin_reply(const std::shared_ptr<ReplyState>& st);
   /// Hands a handler invocation to the executor (through the handler's own
   /// queue when it is ordered).
   void submit_for(const std::shared_ptr<HandlerEntry>& h, std::function<void()> task);

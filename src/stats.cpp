@@ -16,7 +16,7 @@ constexpr Field kFields[] = {
     {"requests_sent", &Stats::requests_sent, "Requests published by this engine."},
     {"responses_received", &Stats::responses_received, "Responses that completed a request."},
     {"requests_handled", &Stats::requests_handled,
-     "Requests this engine's reply handlers ran for."},
+     "Requests taken by this engine's reply handlers (expired_dropped included)."},
     {"responses_sent", &Stats::responses_sent, "Responses published by this engine."},
     {"signals_sent", &Stats::signals_sent, "Signals published."},
     {"signals_received", &Stats::signals_received, "Slot handler invocations."},
@@ -41,6 +41,8 @@ constexpr Field kFields[] = {
      "Queued requests answered 503 by stop()."},
     {"inbound_dropped_at_stop", &Stats::inbound_dropped_at_stop,
      "Queued slot invocations dropped by stop()."},
+    {"expired_dropped", &Stats::expired_dropped,
+     "Requests dropped unrun: their requester's deadline had passed."},
 };
 
 std::string escape_label(std::string_view v) {

@@ -56,16 +56,22 @@
 /// it passes, the execution completes with 499 "Execution timed out"; no
 /// further step starts and the late outcomes of running steps are ignored
 /// (requests already sent still run to their own end on the services). The
-/// deadline is kept by one timer thread per process shared by every
-/// composition (named "gilmour-compose"), started on first use and joined at
-/// static destruction; there is no thread per execution.
+/// deadline is kept by a timer on the I/O loop of the composition's first
+/// request step's engine when that engine runs; only a composition without
+/// a running engine (local lambdas only) falls back to one timer thread per
+/// process (named "gilmour-compose"), started on first such use and joined
+/// at static destruction. There is no thread per execution.
+///
+/// Deadlines and traces: see ExecuteOptions::timeout. A request made inside
+/// a lambda inherits them as well (as one made by a handler does).
 ///
 /// Threads: a lambda runs on the thread that completed the step before it: a
 /// worker of the engine's Executor after a request step, or the thread that
 /// called execute() when it is the first step. The completion (callback, or
 /// the future's value) is delivered on the thread that completed the last
 /// step, on the thread calling execute() when every step completed
-/// synchronously, or on the composition timer thread on timeout. Keep lambdas
+/// synchronously, or on timeout on a worker of that engine's Executor (on
+/// the fallback timer thread for a composition without a running engine). Keep lambdas
 /// and completion callbacks short; for slow local work use the
 /// completion-callback form of lambda and hand the work to your own thread.
 /// Parallel branches are started one after another by one thread: local
@@ -109,6 +115,10 @@ namespace gilmour {
 struct ExecuteOptions {
   /// Bound on the whole execution; 0 = none (each request step still has its
   /// own RequestOptions timeout). When it passes: 499 "Execution timed out".
+  /// Executed from a handler's thread, the execution is also bounded by that
+  /// handler's Request::deadline() and carries its trace id; every request
+  /// step is bounded by what is left of the execution's deadline and carries
+  /// the execution's trace id (a fresh one outside a handler).
   std::chrono::milliseconds timeout{0};
 };
 

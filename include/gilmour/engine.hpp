@@ -95,6 +95,20 @@ class GILMOUR_API Request {
   T data() const {
     return message().data<T>();
   }
+  /// When this invocation's time is up, on the steady clock: the earlier of
+  /// the handler's own timeout (HandlerOptions::timeout, counted from the
+  /// message's arrival) and, for a request from gilmour-cpp, the requester's
+  /// remaining budget (the envelope's `budget_ms`, counted from arrival; see
+  /// docs/protocol.md). A reply handler still running then is answered 499.
+  std::chrono::steady_clock::time_point deadline() const noexcept;
+  /// Time left until deadline(), rounded up to the millisecond; zero once it
+  /// has passed. Requests made by the handler on this thread are bounded by
+  /// it (see RequestOptions::timeout).
+  std::chrono::milliseconds remaining() const;
+  /// The trace id: the envelope's `trace_id` when the sender set one (every
+  /// gilmour-cpp request and signal does), else the sender id (Go and Ruby
+  /// peers). Requests and signals the handler makes on this thread carry it.
+  const std::string& trace_id() const noexcept;
 
   struct Impl;  ///< implementation detail
 

@@ -276,7 +276,12 @@ struct HandlerOptions {
 /// Options of one request.
 struct RequestOptions {
   /// Client-side timeout; 0 = EngineOptions::request_timeout. On expiry the
-  /// request completes with 499 "Execution timed out".
+  /// request completes with 499 "Execution timed out". Made from a handler's
+  /// thread (or in a composition), the request is bounded by what is left of
+  /// that handler's Request::deadline() (the composition's deadline), and
+  /// completes with 499 at once, unsent, when nothing is left. The timeout
+  /// travels in the envelope (`budget_ms`): a gilmour-cpp replier does not
+  /// start the handler once it has passed (docs/protocol.md).
   std::chrono::milliseconds timeout{0};
   /// Complete at once with 404 when nobody listens on the topic (read from
   /// PUBLISH's receiver count: no extra round trip).

@@ -19,7 +19,8 @@ namespace gilmour {
 struct Stats {
   std::uint64_t requests_sent = 0;       ///< requests published by this engine
   std::uint64_t responses_received = 0;  ///< responses that completed a request
-  std::uint64_t requests_handled = 0;    ///< requests this engine's reply handlers ran for
+  std::uint64_t requests_handled = 0;    ///< requests taken by this engine's reply handlers
+                                         ///< (expired_dropped ones included)
   std::uint64_t responses_sent = 0;      ///< responses published by this engine
   std::uint64_t signals_sent = 0;        ///< signals published
   std::uint64_t signals_received = 0;    ///< slot handler invocations
@@ -42,6 +43,8 @@ struct Stats {
                                     ///< exclusion)
   std::uint64_t requests_refused_at_stop = 0;  ///< queued requests answered 503 by stop()
   std::uint64_t inbound_dropped_at_stop = 0;   ///< queued slot invocations stop() dropped
+  std::uint64_t expired_dropped = 0;     ///< requests not run: the requester's deadline passed
+                                         ///< while they were queued (not answered)
 };
 
 /// The counters as a JSON object, one member per field, named as the field.

@@ -34,6 +34,13 @@ std::string_view to_string(ErrorPolicy policy) noexcept {
 const std::string& Request::topic() const noexcept { return impl_->topic; }
 const std::string& Request::channel() const noexcept { return impl_->channel; }
 const Message& Request::message() const noexcept { return *impl_->message; }
+std::chrono::steady_clock::time_point Request::deadline() const noexcept {
+  return *impl_->ctx.deadline;  // always set for a delivered message
+}
+std::chrono::milliseconds Request::remaining() const {
+  return impl_->ctx.remaining_or(std::chrono::milliseconds::max());
+}
+const std::string& Request::trace_id() const noexcept { return impl_->ctx.trace_id; }
 
 Subscription::~Subscription() { cancel(); }
 Subscription::Subscription(Subscription&& other) noexcept

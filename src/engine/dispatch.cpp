@@ -25,7 +25,8 @@ void Engine::on_message(std::string_view channel, std::string_view pattern,
   auto it = subs_.find(lookup_key_);
   if (it == subs_.end() || it->second.handlers.empty()) return;
   DecodeError why;
-  auto decoded = decode_envelope(payload, &why);
+  EnvelopeExtras extras;
+  auto decoded = decode_envelope(payload, &why, &extras);
   if (!decoded) {
     warn_malformed(channel, why.reason);
     return;
@@ -36,6 +37,7 @@ void Engine::on_message(std::string_view channel, std::string_view pattern,
   }
   log_->trace("gilmour: {} <- {}", channel, payload);
   auto msg = std::make_shared<const Message>(std::move(*decoded));
+  CallContext sent = sender_context(extras);
   std::string ch(channel);
   const auto bytes = static_cast<std::int64_t>(payload.size());
   // No copy: nothing below changes subs_ synchronously (dispatch submits to
@@ -43,7 +45,7 @@ void Engine::on_message(std::string_view channel, std::string_view pattern,
   for (auto& h : it->second.handlers) {
     if (!h->active.load()) continue;
     if (h->group.empty()) {
-      dispatch(h, msg, ch, bytes);
+      dispatch(h, msg, ch, bytes, sent);
       continue;
     }
     // Load-aware exclusion: a handler whose queue is full lets a group member
@@ -57,23 +59,25 @@ void Engine::on_message(std::string_view channel, std::string_view pattern,
       ++h->deferred_locks;
       h->deferred_bytes += bytes;
       counters_.lock_deferred.fetch_add(1, std::memory_order_relaxed);
-      io_.schedule(opts_.saturated_lock_delay, [self = shared_from_this(), h, msg, ch, bytes] {
-        --h->deferred_locks;
-        h->deferred_bytes -= bytes;
-        if (h->active.load()) self->lock_then_dispatch(h, msg, ch, bytes);
-      });
+      io_.schedule(opts_.saturated_lock_delay,
+                   [self = shared_from_this(), h, msg, ch, bytes, sent] {
+                     --h->deferred_locks;
+                     h->deferred_bytes -= bytes;
+                     if (h->active.load()) self->lock_then_dispatch(h, msg, ch, bytes, sent);
+                   });
       continue;
     }
-    lock_then_dispatch(h, msg, ch, bytes);
+    lock_then_dispatch(h, msg, ch, bytes, sent);
   }
 }
 
 void Engine::lock_then_dispatch(const std::shared_ptr<HandlerEntry>& h,
                                 const std::shared_ptr<const Message>& msg,
-                                const std::string& channel, std::int64_t bytes) {
+                                const std::string& channel, std::int64_t bytes,
+                                const CallContext& sent) {
   backend_->acquire_lock(
       msg->sender() + h->group, opts_.lock_ttl,
-      [self = shared_from_this(), h, msg, channel, bytes](const Status& st, bool won) {
+      [self = shared_from_this(), h, msg, channel, bytes, sent](const Status& st, bool won) {
         if (!st) {
           self->log_->warn("gilmour: exclusion lock for {} failed: {}", channel, st.message());
           return;
@@ -82,7 +86,7 @@ void Engine::lock_then_dispatch(const std::shared_ptr<HandlerEntry>& h,
           self->counters_.lock_lost.fetch_add(1, std::memory_order_relaxed);
           return;
         }
-        self->dispatch(h, msg, channel, bytes);
+        self->dispatch(h, msg, channel, bytes, sent);
       });
 }
 
@@ -125,12 +129,13 @@ void Engine::check_outgoing(const std::string& payload, const char* what) const 
 
 void Engine::dispatch(const std::shared_ptr<HandlerEntry>& h,
                       const std::shared_ptr<const Message>& msg, const std::string& channel,
-                      std::int64_t bytes) {
+                      std::int64_t bytes, const CallContext& sent) {
   auto req = std::make_shared<Request::Impl>();
   req->topic = h->topic;
   req->channel = channel;
   req->message = msg;
   auto timeout = h->timeout.count() > 0 ? h->timeout : opts_.handler_timeout;
+  bool budget_bound = bound_by_sender(*req, sent, timeout);
   auto self = shared_from_this();
   // Inline handlers run here and now: nothing queues, so no bound applies.
   const bool refuse = !h->inline_delivery && h->pending.full();
@@ -144,6 +149,7 @@ void Engine::dispatch(const std::shared_ptr<HandlerEntry>& h,
       return;
     }
     counters_.requests_handled.fetch_add(1, std::memory_order_relaxed);
+    st->budget_bound = budget_bound;
     st->token = std::make_unique<InflightToken>(self);
     if (h->inline_delivery) {
       // Runs to its end here; only a deferred answer needs the deadline.

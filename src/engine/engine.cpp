@@ -324,6 +324,7 @@ Stats Engine::stats() const {
   s.lock_deferred = r(counters_.lock_deferred);
   s.requests_refused_at_stop = r(counters_.requests_refused_at_stop);
   s.inbound_dropped_at_stop = r(counters_.inbound_dropped_at_stop);
+  s.expired_dropped = r(counters_.expired_dropped);
   return s;
 }
 

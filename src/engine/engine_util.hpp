@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -17,6 +19,38 @@ namespace gilmour::detail {
 class Engine;
 struct HandlerEntry;
 
+/// What a request made on this thread inherits (docs/reliability.md,
+/// "Deadlines"): the deadline of the work it is part of and its trace id.
+struct CallContext {
+  /// Steady-clock deadline; none = no bound beyond the request's own timeout.
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  /// Empty: a request starts its own trace (its sender).
+  std::string trace_id;
+
+  /// Time left before the deadline (zero once passed); `fallback` without one.
+  std::chrono::milliseconds remaining_or(std::chrono::milliseconds fallback) const {
+    if (!deadline) return fallback;
+    auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now());
+    return std::max(std::chrono::milliseconds(0), std::min(left, fallback));
+  }
+};
+
+/// The context of the handler or composition step the current thread runs.
+inline thread_local const CallContext* tl_call_context = nullptr;
+
+/// Sets tl_call_context for a scope (restoring the previous one).
+class ContextScope {
+ public:
+  explicit ContextScope(const CallContext* c) : prev_(tl_call_context) { tl_call_context = c; }
+  ~ContextScope() { tl_call_context = prev_; }
+  ContextScope(const ContextScope&) = delete;
+  ContextScope& operator=(const ContextScope&) = delete;
+
+ private:
+  const CallContext* prev_;
+};
+
 /// The engine whose handler the current thread runs, if any.
 inline thread_local const Engine* tl_handler_engine = nullptr;
 
@@ -24,11 +58,12 @@ inline thread_local const Engine* tl_handler_engine = nullptr;
 inline thread_local const HandlerEntry* tl_handler_entry = nullptr;
 
 /// Marks the current thread as running handler `h` of `e` (stop() or
-/// drain() from there would wait for itself).
+/// drain() from there would wait for itself), in context `ctx` (what the
+/// handler's own requests inherit).
 class HandlerScope {
  public:
-  HandlerScope(const Engine* e, const HandlerEntry* h)
-      : prev_(tl_handler_engine), prev_entry_(tl_handler_entry) {
+  HandlerScope(const Engine* e, const HandlerEntry* h, const CallContext* ctx)
+      : prev_(tl_handler_engine), prev_entry_(tl_handler_entry), context_(ctx) {
     tl_handler_engine = e;
     tl_handler_entry = h;
   }
@@ -42,6 +77,7 @@ class HandlerScope {
  private:
   const Engine* prev_;
   const HandlerEntry* prev_entry_;
+  ContextScope context_;
 };
 
 /// The 499 a request or a reply gets at its deadline.

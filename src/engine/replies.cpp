@@ -14,6 +14,7 @@ namespace gilmour::detail {
 
 void Engine::run_reply(const std::shared_ptr<ReplyState>& st) {
   InflightToken running(shared_from_this());
+  if (!begin_reply(st)) return;  // its deadline passed while it was queued
   const auto& h = st->handler;
   if (!h->active.load()) {
     finish_reply(st, "handler removed", code::kUnavailable);
@@ -23,7 +24,7 @@ void Engine::run_reply(const std::shared_ptr<ReplyState>& st) {
   req.impl_ = st->request;
   Response res(st);
   auto err = run_user([&] {
-    HandlerScope scope(this, h.get());
+    HandlerScope scope(this, h.get(), &req.impl_->ctx);
     h->reply(req, res);
   });
   if (err) {
@@ -39,22 +40,16 @@ void Engine::run_reply(const std::shared_ptr<ReplyState>& st) {
 
 void Engine::arm_reply_deadline(const std::shared_ptr<ReplyState>& st,
                                 std::chrono::milliseconds timeout) {
-  st->timer = io_.schedule(timeout, [self = shared_from_this(), st] {
-    if (st->done.exchange(true)) return;
-    self->counters_.server_timeouts.fetch_add(1, std::memory_order_relaxed);
-    auto m = timeout_message();
-    auto channel = std::string(kResponsePrefix) + st->request->message->sender();
-    auto payload = encode_envelope(m.data(), m.code(), channel);
-    auto record = self->make_record(*st->request, m.code(), m.data());
-    self->send_answer(st, channel, std::move(payload), std::move(record));
-  });
+  st->timer = io_.schedule(timeout, [self = shared_from_this(), st] { self->expire_reply(st); });
 }
 
 bool Engine::finish_reply(const std::shared_ptr<ReplyState>& st, nlohmann::json data, int code) {
   if (st->done.exchange(true)) return false;
   const std::string& sender = st->request->message->sender();
   std::string channel = std::string(kResponsePrefix) + sender;
-  std::string payload = encode_envelope(data, code, channel);
+  const auto& req = *st->request;
+  const std::string_view trace = req.trace_on_wire ? req.ctx.trace_id : std::string_view();
+  std::string payload = encode_envelope(data, code, channel, -1, trace);
   if (payload.size() > opts_.max_payload) {
     // No peer would accept it: answer 500 saying why instead.
     auto why = "response of " + std::to_string(payload.size()) + " bytes exceeds max_payload (" +
@@ -63,7 +58,7 @@ bool Engine::finish_reply(const std::shared_ptr<ReplyState>& st, nlohmann::json 
     log_->warn("gilmour: {} on {}", why, st->request->topic);
     code = code::kHandlerError;
     data = why;
-    payload = encode_envelope(data, code, channel);
+    payload = encode_envelope(data, code, channel, -1, trace);
   }
   std::optional<ErrorRecord> record;
   if (code >= 300) record = make_record(*st->request, code, std::move(data));

@@ -18,7 +18,8 @@ void Engine::signal(std::string_view topic, nlohmann::json data, SignalCallback 
   require_running("signal()");
   auto seq = seq_.fetch_add(1) + 1;
   std::string channel = slot_channel(topic);
-  std::string payload = encode_envelope(data, code::kOk, id_ + "." + std::to_string(seq));
+  std::string sender = id_ + "." + std::to_string(seq);
+  std::string payload = encode_envelope(data, code::kOk, sender, -1, trace_for(sender, nullptr));
   check_outgoing(payload, "signal()");
   counters_.signals_sent.fetch_add(1, std::memory_order_relaxed);
   bool posted = io_.try_post([self = shared_from_this(), channel = std::move(channel),
@@ -51,15 +52,24 @@ void Engine::signal(std::string_view topic, nlohmann::json data, SignalCallback 
   }
 }
 
+std::string_view Engine::trace_for(std::string_view sender, const CallContext* ctx) {
+  if (!ctx) ctx = tl_call_context;
+  return ctx && !ctx->trace_id.empty() ? std::string_view(ctx->trace_id) : sender;
+}
+
 void Engine::request(std::string_view topic, nlohmann::json data,
                      std::function<void(Message)> complete, bool complete_on_io,
-                     RequestOptions options) {
+                     RequestOptions options, const CallContext* ctx) {
   validate_topic(topic, "request()", /*allow_wildcard=*/false);
   if (options.timeout.count() < 0) throw InvalidArgument("gilmour: request(): negative timeout");
   require_running("request()");
   auto timeout = options.timeout.count() > 0 ? options.timeout : opts_.request_timeout;
+  // Inside a handler or a composition: bounded by what is left of its deadline.
+  if (const CallContext* c = ctx ? ctx : tl_call_context) timeout = c->remaining_or(timeout);
   auto seq = seq_.fetch_add(1) + 1;
-  std::string payload = encode_envelope(data, code::kOk, id_ + "." + std::to_string(seq));
+  std::string sender = id_ + "." + std::to_string(seq);
+  std::string payload =
+      encode_envelope(data, code::kOk, sender, timeout.count(), trace_for(sender, ctx));
   check_outgoing(payload, "request()");
   // The callback form completes on the executor; if the request cannot even
   // reach the I/O thread (the engine is stopping), it completes here, inline.
@@ -92,6 +102,11 @@ void Engine::start_request(std::uint64_t seq, std::string channel, std::string p
                            std::function<void(Message)> complete) {
   if (state_.load() == kStopped || !connected_) {
     complete(Message("engine stopped", code::kUnavailable));
+    return;
+  }
+  if (timeout.count() <= 0) {  // an inherited deadline already passed: not sent
+    counters_.client_timeouts.fetch_add(1, std::memory_order_relaxed);
+    complete(timeout_message());
     return;
   }
   auto self = shared_from_this();

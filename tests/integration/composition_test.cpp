@@ -11,7 +11,12 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <thread>
+
+#ifdef __linux__
+#include <pthread.h>
+#endif
 
 #include "support/backend_test.hpp"
 
@@ -561,6 +566,81 @@ TEST_P(CompositionTest, OverallTimeoutAnswers499AndStartsNoFurtherStep) {
   EXPECT_EQ(after.load(), 0);
   // A composition that finishes in time is unaffected by its timeout.
   EXPECT_EQ(run(c::lambda([](Message m) { return m; }), 7, {10s}).data(), 7);
+}
+
+// Every step carries the execution's trace id and is bounded by what is
+// left of its deadline, request steps and requests made inside lambdas alike.
+TEST_P(CompositionTest, StepsInheritTheExecutionsDeadlineAndTraceId) {
+  serve("probe", [](const Request& r, Response& res) {
+    res.set_data(json{{"remaining", r.remaining().count()}, {"trace", r.trace_id()}});
+  });
+  auto& g = started();
+  auto minute = RequestOptions{}.set_timeout(std::chrono::minutes(1));
+  auto from_lambda = c::lambda([&](Message) { return g.request_sync(topic("probe"), 1, minute); });
+  auto comp =
+      c::batch({req(g, "probe", nullptr, minute), req(g, "probe", nullptr, minute), from_lambda},
+               /*record=*/true);
+  auto budget = scaled(5s);
+  auto m = run(comp, 1, {budget});
+  ASSERT_EQ(m.code(), 200) << m.data().dump();
+  ASSERT_EQ(m.data().size(), 3u);
+  std::set<std::string> traces;
+  for (const auto& step : m.data()) {
+    const auto& d = step["data"];
+    EXPECT_GT(d["remaining"].get<std::int64_t>(), 0) << step.dump();
+    EXPECT_LE(d["remaining"].get<std::int64_t>(), budget.count()) << step.dump();
+    traces.insert(d["trace"].get<std::string>());
+  }
+  EXPECT_EQ(traces.size(), 1u);  // one trace for the whole execution...
+  auto again = run(comp, 1, {budget});
+  EXPECT_NE(again.data()[0]["data"]["trace"], m.data()[0]["data"]["trace"]);  // ...each its own
+}
+
+#ifdef __linux__
+// The deadline of a composition with a running engine is kept by that
+// engine's loop (no process-wide thread); the 499 is delivered on a worker.
+TEST_P(CompositionTest, DeadlineIsKeptOnTheEnginesLoop) {
+  auto& g = started();
+  auto comp =
+      req(g, "nobody-serves-this", nullptr, RequestOptions{}.set_timeout(std::chrono::minutes(1)));
+  std::promise<std::pair<int, std::string>> done;
+  comp.execute(1,
+               [&](Message m) {
+                 char name[32] = {};
+                 pthread_getname_np(pthread_self(), name, sizeof name);
+                 done.set_value({m.code(), name});
+               },
+               {100ms});
+  auto f = done.get_future();
+  ASSERT_EQ(f.wait_for(scaled(10s)), std::future_status::ready);
+  auto [code, thread] = f.get();
+  EXPECT_EQ(code, 499);
+  EXPECT_NE(thread, "gilmour-compose");
+}
+#endif
+
+// A composition executed by a handler continues that handler's trace and
+// deadline.
+TEST_P(CompositionTest, ExecutionInsideAHandlerContinuesItsTrace) {
+  serve("probe", [](const Request& r, Response& res) {
+    res.set_data(json{{"remaining", r.remaining().count()}, {"trace", r.trace_id()}});
+  });
+  auto& g = started();
+  auto comp = c::lambda([](Message m) { return m; }) | req(g, "probe");
+  serve("outer", [comp](const Request& r, Response& res) {
+    auto d = res.defer();
+    comp.execute(r.data(), [d, trace = r.trace_id()](Message m) mutable {
+      m.data()["outer_trace"] = trace;
+      d.respond(m);
+    });
+  });
+  auto& client = started();
+  auto budget = scaled(5s);
+  auto m = client.request_sync(topic("outer"), 1, RequestOptions{}.set_timeout(budget));
+  ASSERT_EQ(m.code(), 200) << m.error_text();
+  EXPECT_EQ(m.data()["trace"], m.data()["outer_trace"]);
+  EXPECT_EQ(m.data()["trace"].get<std::string>().rfind(client.id() + ".", 0), 0u);
+  EXPECT_LE(m.data()["remaining"].get<std::int64_t>(), budget.count());
 }
 
 TEST_P(CompositionTest, OverallTimeoutIgnoresLateRequestsAndSendsNothingMore) {

@@ -373,11 +373,13 @@ TEST_P(EngineTest, ClientTimeoutCompletesWith499Once) {
   auto m = p.get_future().get();
   EXPECT_EQ(m.code(), 499);
   EXPECT_TRUE(m.timed_out());
-  // Answer now: the response arrives after the timeout and is ignored.
+  // Answer now: the response arrives after the timeout and is ignored. (The
+  // server's deadline is the requester's budget too, so its own 499 may be
+  // the late answer instead: respond() may return false.)
   {
     std::lock_guard<std::mutex> lock(mu);
     ASSERT_EQ(held.size(), 1u);
-    EXPECT_TRUE(held[0].respond("late"));
+    held[0].respond("late");
   }
   // A later request is a barrier: the stray answer has been processed before it.
   auto sub2 = server.reply_to(topic + ".b", [](const Request&, Response& r) { r.set_data(1); });

@@ -34,11 +34,16 @@ TEST_F(Wire, GoldenRequestReplyAndSignalEnvelopes) {
   EXPECT_EQ(got[0].first, "gilmour.request." + topic);
   std::string s = sender_of(got[0].second);
   ASSERT_EQ(s.rfind(client.id() + ".", 0), 0u) << got[0].second;
-  EXPECT_EQ(got[0].second, R"({"data":{"x":1},"code":200,"sender":")" + s + R"("})");
-  // 2. The response: gilmour.response.S, sender "gilmour.response.S".
+  // Our extension fields follow: the requester's budget (its timeout, ms)
+  // and the trace id (a request outside any handler starts its own: S).
+  auto budget = std::to_string(test_options().request_timeout.count());
+  EXPECT_EQ(got[0].second, R"({"data":{"x":1},"code":200,"sender":")" + s + R"(","budget_ms":)" +
+                               budget + R"(,"trace_id":")" + s + R"("})");
+  // 2. The response: gilmour.response.S, sender "gilmour.response.S", the
+  // trace id echoed.
   EXPECT_EQ(got[1].first, "gilmour.response." + s);
-  EXPECT_EQ(got[1].second,
-            R"({"data":{"echo":{"x":1}},"code":200,"sender":"gilmour.response.)" + s + R"("})");
+  EXPECT_EQ(got[1].second, R"({"data":{"echo":{"x":1}},"code":200,"sender":"gilmour.response.)" +
+                               s + R"(","trace_id":")" + s + R"("})");
   // 3. The exclusion lock of the default group: value "1", lock_ttl (120 s).
   RawRedis raw(target());
   EXPECT_EQ(raw.get(s + "_default"), "1");
@@ -57,7 +62,8 @@ TEST_F(Wire, GoldenRequestReplyAndSignalEnvelopes) {
   EXPECT_EQ(got[2].first, "gilmour.slot." + slot_topic);
   std::string s2 = sender_of(got[2].second);
   ASSERT_EQ(s2.rfind(client.id() + ".", 0), 0u);
-  EXPECT_EQ(got[2].second, R"({"data":"hi","code":200,"sender":")" + s2 + R"("})");
+  EXPECT_EQ(got[2].second,
+            R"({"data":"hi","code":200,"sender":")" + s2 + R"(","trace_id":")" + s2 + R"("})");
   EXPECT_EQ(raw.get(s2 + "workers"), "1");
   ttl = raw.ttl(s2 + "workers");
   EXPECT_GT(ttl, 110);
@@ -105,6 +111,8 @@ TEST_F(Wire, GoStyleRequesterGetsOurReply) {
   EXPECT_EQ(got[0].second,
             R"({"data":"pong:ping","code":200,"sender":"gilmour.response.)" + uuid + R"("})");
   EXPECT_EQ(raw.get(uuid + "_default"), "1");  // our lock value (Go stores the key)
+  // No extension fields in, none out: the answer's bytes are what Go expects
+  // (checked above), and the handler's trace id is the sender.
   // Ruby: code 0, 32-hex sender.
   std::string ruby = "0123456789abcdef0123456789abcdef";
   RawSubscriber reply2(target(), "gilmour.response." + ruby, false);

@@ -14,6 +14,51 @@ TEST(Codec, EncodesKeysInProtocolOrder) {
   EXPECT_EQ(encode_envelope(nullptr, 200, ""), R"({"data":null,"code":200,"sender":""})");
 }
 
+TEST(Codec, DeadlineAndTraceFieldsFollowTheProtocolFields) {
+  EXPECT_EQ(encode_envelope("x", 200, "e.1", 1500, "e.1"),
+            R"({"data":"x","code":200,"sender":"e.1","budget_ms":1500,"trace_id":"e.1"})");
+  EXPECT_EQ(encode_envelope("x", 200, "gilmour.response.e.1", -1, "t"),
+            R"({"data":"x","code":200,"sender":"gilmour.response.e.1","trace_id":"t"})");
+  EXPECT_EQ(encode_envelope("x", 200, "s", 0),
+            R"({"data":"x","code":200,"sender":"s","budget_ms":0})");
+  // Ids that need escaping still make valid JSON.
+  auto odd = encode_envelope(1, 200, "a\"b", -1, "t\\\n\xc3\xa9");
+  auto j = nlohmann::json::parse(odd);
+  EXPECT_EQ(j["sender"], "a\"b");
+  EXPECT_EQ(j["trace_id"], "t\\\n\xc3\xa9");
+
+  EnvelopeExtras ex;
+  auto m = decode_envelope(R"({"data":1,"code":200,"sender":"s","budget_ms":250,"trace_id":"t1"})",
+                           nullptr, &ex);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(ex.budget_ms, 250);
+  EXPECT_EQ(ex.trace_id, "t1");
+}
+
+TEST(Codec, MissingOrOddDeadlineFieldsAreIgnoredNotFatal) {
+  auto read = [](const std::string& payload) {
+    EnvelopeExtras ex;
+    EXPECT_TRUE(decode_envelope(payload, nullptr, &ex)) << payload;
+    return ex;
+  };
+  // As Go and Ruby send: no extension fields at all.
+  auto go = read(R"({"data":"x","code":200,"sender":"1643e3fc-6362-4a2d-853b-35e8447a63f2"})");
+  EXPECT_EQ(go.budget_ms, -1);
+  EXPECT_TRUE(go.trace_id.empty());
+  for (const char* odd : {R"({"sender":"s","budget_ms":-5,"trace_id":5})",
+                          R"({"sender":"s","budget_ms":1.5,"trace_id":null})",
+                          R"({"sender":"s","budget_ms":"100","trace_id":["t"]})"}) {
+    auto ex = read(odd);
+    EXPECT_EQ(ex.budget_ms, -1) << odd;
+    EXPECT_TRUE(ex.trace_id.empty()) << odd;
+  }
+  auto long_trace =
+      read(R"({"sender":"s","trace_id":")" + std::string(kMaxTraceId + 1, 'x') + "\"}");
+  EXPECT_TRUE(long_trace.trace_id.empty());
+  auto huge = read(R"({"sender":"s","budget_ms":18446744073709551615})");
+  EXPECT_EQ(huge.budget_ms, static_cast<std::int64_t>(kMaxBudgetMs));
+}
+
 TEST(Codec, NestingDepthIsBounded) {
   auto nested = [](std::size_t n) { return std::string(n, '[') + std::string(n, ']'); };
   EXPECT_TRUE(nesting_within(nested(10), 10));

@@ -14,14 +14,17 @@ TEST(Stats, JsonRoundTripNamesEveryField) {
   s.requests_sent = 3;
   s.slow_inline = 7;
   s.oversized_dropped = 2;
+  s.expired_dropped = 9;
   auto j = to_json(s);
   EXPECT_EQ(j.at("requests_sent"), 3);
   EXPECT_EQ(j.at("slow_inline"), 7);
+  EXPECT_EQ(j.at("expired_dropped"), 9);
   EXPECT_EQ(j.size(), kFieldCount);  // a field added to Stats must be added to the table
   auto back = stats_from_json(j);
   EXPECT_EQ(back.requests_sent, 3u);
   EXPECT_EQ(back.slow_inline, 7u);
   EXPECT_EQ(back.oversized_dropped, 2u);
+  EXPECT_EQ(back.expired_dropped, 9u);
   EXPECT_EQ(stats_from_json(nlohmann::json("junk")).requests_sent, 0u);
 }
 
