@@ -31,6 +31,12 @@ constexpr Field kFields[] = {
     {"errors_reported", &Stats::errors_reported, "Error records handed to the backend."},
     {"reconnects", &Stats::reconnects, "Backend reconnections."},
     {"slow_inline", &Stats::slow_inline, "Inline handlers that ran past inline_warn_threshold."},
+    {"overloaded", &Stats::overloaded,
+     "Requests and signals refused at max_outstanding or max_outstanding_bytes."},
+    {"requests_failed_at_stop", &Stats::requests_failed_at_stop,
+     "Requests stop() completed with 503 shutting down."},
+    {"signals_dropped_at_stop", &Stats::signals_dropped_at_stop,
+     "Signals stop() ended before they were published."},
 };
 
 std::string escape_label(std::string_view v) {
