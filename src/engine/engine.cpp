@@ -233,18 +233,19 @@ bool Engine::stop(std::chrono::milliseconds drain) {
       std::min(opts_.connect_timeout, left()), &st);
   // 2. Let running handlers finish and queued signals go out.
   bool drained = inflight_.wait_zero(left());
-  if (!drained) log_->warn("gilmour: stop(): handlers still running after the drain deadline");
   signals_inflight_.wait_zero(left());
+  // From here what is still queued for the I/O thread completes at once.
+  outbound_closed_.store(true);
+  if (!drained) log_->warn("gilmour: stop(): handlers still running after the drain deadline");
   // No invocation starts from now on (queued ones are skipped: a reply gets
   // 503), and every Subscription reports inactive.
   {
     std::lock_guard<std::mutex> lock(reg_mu_);
     for (auto& e : entries_) e->active.store(false);
   }
-  // 3. End outbound work: requests and signals still queued for the I/O
-  // thread complete at once when it reaches them; waiting requests get 503
+  // 3. End outbound work (outbound_closed_ above: requests and signals still
+  // queued for the I/O thread complete at once); waiting requests get 503
   // "shutting down". Close the backend.
-  outbound_closed_.store(true);
   wait_io(
       [this](std::function<void(const Status&)> done) {
         fail_pending_at_stop();
