@@ -244,7 +244,7 @@ TEST_P(BackpressureTest, StopRefusesCallersBlockedForRoom) {
 TEST_P(BackpressureTest, StopEndsALargeBacklogWithinItsDrainDeadline) {
   constexpr std::size_t kRequests = 100000;
   constexpr std::size_t kSignals = 20000;
-  constexpr auto kDrain = 1s;
+  constexpr auto kDrain = 2s;
   auto [log, logger] = LogWatch::make("backlog");
   auto& g = started(test_options()
                         .set_max_outstanding(2 * (kRequests + kSignals))
@@ -293,7 +293,10 @@ TEST_P(BackpressureTest, StopEndsALargeBacklogWithinItsDrainDeadline) {
   auto t0 = std::chrono::steady_clock::now();
   g.stop(kDrain);
   auto took = std::chrono::steady_clock::now() - t0;
-  EXPECT_LT(took, kDrain + scaled(5s));  // before: 19-66 s against 5-10 s
+  // Before: 19-66 s against a 5-10 s drain. After the deadline the I/O
+  // thread still hands 120k completions to the workers (about 0.5 s on an
+  // idle core, several seconds on a loaded 2-core box): the bound is loose.
+  EXPECT_LT(took, kDrain + scaled(8s));
   RecordProperty("stop_ms",
                  static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
 
