@@ -2,7 +2,7 @@
 
 namespace gilmour::detail {
 
-bool OutboundBudget::try_acquire(std::size_t bytes) noexcept {
+bool OutboundBudget::take(std::size_t bytes, bool* gave_back) noexcept {
   auto n = count_.load();
   do {
     if (n >= max_count_) return false;
@@ -13,26 +13,39 @@ bool OutboundBudget::try_acquire(std::size_t bytes) noexcept {
     // Alone, a message over the byte bound still goes (it never could otherwise).
     if (held + b > max_bytes_ && held != 0) {
       count_.fetch_sub(1);
-      // Someone may have waited on the count this call held for a moment.
-      if (waiters_.load() > 0) wake_waiters();
+      *gave_back = true;
       return false;
     }
   } while (!bytes_.compare_exchange_weak(held, held + b));
   return true;
 }
 
+bool OutboundBudget::try_acquire(std::size_t bytes) noexcept {
+  bool gave_back = false;
+  if (take(bytes, &gave_back)) return true;
+  // Someone may have waited on the count this call held for a moment.
+  if (gave_back && waiters_.load() > 0) wake_waiters();
+  return false;
+}
+
 bool OutboundBudget::acquire_until(std::size_t bytes,
                                    std::chrono::steady_clock::time_point deadline) {
   std::unique_lock<std::mutex> lock(mu_);
   waiters_.fetch_add(1);
+  auto attempt = [&] {
+    bool gave_back = false;
+    if (take(bytes, &gave_back)) return true;
+    if (gave_back) cv_.notify_all();  // as try_acquire(); the mutex is ours already
+    return false;
+  };
   bool ok = false;
   while (!closed_.load()) {
-    if (try_acquire(bytes)) {
+    if (attempt()) {
       ok = true;
       break;
     }
     if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
-      ok = !closed_.load() && try_acquire(bytes);
+      ok = !closed_.load() && attempt();
       break;
     }
   }

@@ -40,6 +40,9 @@ class OutboundBudget {
   std::int64_t bytes() const noexcept { return bytes_.load(std::memory_order_relaxed); }
 
  private:
+  /// One attempt; `gave_back` is set when the count was taken and returned
+  /// (the bytes did not fit), which a waiter on the count must hear about.
+  bool take(std::size_t bytes, bool* gave_back) noexcept;
   void wake_waiters();
 
   const std::int64_t max_count_;
