@@ -266,8 +266,8 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   std::string lookup_key_;  // on_message's scratch key
 
   Counters counters_;
-  InflightCount inflight_;  // for stop()'s drain
-  OutboundBudget budget_;   // requests and signals not yet completed
+  InflightCount inflight_;          // for stop()'s drain
+  OutboundBudget budget_;           // requests and signals not yet completed
   InflightCount signals_inflight_;  // signals not yet published, for stop()'s drain
   std::atomic<bool> outbound_closed_{false};
   std::atomic<std::int64_t> last_overload_log_{0};

@@ -167,9 +167,7 @@ struct EngineOptions {
   /// Sets `max_outstanding`; returns *this.
   EngineOptions& set_max_outstanding(std::size_t v) { return set(max_outstanding, v); }
   /// Sets `max_outstanding_bytes`; returns *this.
-  EngineOptions& set_max_outstanding_bytes(std::size_t v) {
-    return set(max_outstanding_bytes, v);
-  }
+  EngineOptions& set_max_outstanding_bytes(std::size_t v) { return set(max_outstanding_bytes, v); }
   /// Sets `overflow_policy`; returns *this.
   EngineOptions& set_overflow_policy(OverflowPolicy v) { return set(overflow_policy, v); }
   /// Sets `overflow_block_timeout`; returns *this.

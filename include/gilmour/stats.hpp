@@ -36,7 +36,8 @@ struct Stats {
   std::uint64_t reconnects = 0;          ///< backend reconnections
   std::uint64_t slow_inline = 0;         ///< inline handlers that ran past inline_warn_threshold
   std::uint64_t overloaded = 0;  ///< requests/signals refused: max_outstanding(_bytes) reached
-  std::uint64_t requests_failed_at_stop = 0;  ///< requests stop() completed with 503 "shutting down"
+  std::uint64_t requests_failed_at_stop =
+      0;  ///< requests stop() completed with 503 "shutting down"
   std::uint64_t signals_dropped_at_stop = 0;  ///< signals stop() ended before they were published
 };
 

@@ -67,45 +67,45 @@ void Engine::signal(std::string_view topic, nlohmann::json data, SignalCallback 
     budget_.release(bytes);
     signals_inflight_.done();
   };
-  bool posted = io_.try_post([self = shared_from_this(), channel = std::move(channel),
-                              payload = std::move(payload), done, settle,
-                              confirm = options.confirm_subscribers,
-                              t = std::string(topic)]() mutable {
-    if (self->outbound_closed()) {
-      self->counters_.signals_dropped_at_stop.fetch_add(1, std::memory_order_relaxed);
-      settle();
-      if (done) {
-        SignalResult r;
-        r.status = Status::error(StatusCode::kClosing, kShuttingDown);
-        self->executor_->submit([done, r, log = self->log_] {
-          call_logged(log, "signal callback", [&] { done(r); });
-        });
-      }
-      return;
-    }
-    self->backend_->publish(channel, std::move(payload), [self, done, confirm, t, settle](
-                                                             const Status& st, std::int64_t n) {
-      settle();
-      SignalResult r;
-      r.status = st;
-      r.receivers = st ? n : 0;
-      if (!st && self->outbound_closed()) {
-        // The backend closed under it at stop(): counted there, logged once.
-        self->counters_.signals_dropped_at_stop.fetch_add(1, std::memory_order_relaxed);
-      } else if (!st) {
-        self->counters_.publish_failures.fetch_add(1);
-        self->log_->warn("gilmour: signal on {} not published: {}", t, st.message());
-      } else if (confirm && n == 0) {
-        self->counters_.no_listeners.fetch_add(1);
-        r.status = Status::error(StatusCode::kNoListeners, "No active listeners for: " + t);
-      }
-      if (done) {
-        self->executor_->submit([done, r, log = self->log_] {
-          call_logged(log, "signal callback", [&] { done(r); });
-        });
-      }
-    });
-  });
+  bool posted = io_.try_post(
+      [self = shared_from_this(), channel = std::move(channel), payload = std::move(payload), done,
+       settle, confirm = options.confirm_subscribers, t = std::string(topic)]() mutable {
+        if (self->outbound_closed()) {
+          self->counters_.signals_dropped_at_stop.fetch_add(1, std::memory_order_relaxed);
+          settle();
+          if (done) {
+            SignalResult r;
+            r.status = Status::error(StatusCode::kClosing, kShuttingDown);
+            self->executor_->submit([done, r, log = self->log_] {
+              call_logged(log, "signal callback", [&] { done(r); });
+            });
+          }
+          return;
+        }
+        self->backend_->publish(
+            channel, std::move(payload),
+            [self, done, confirm, t, settle](const Status& st, std::int64_t n) {
+              settle();
+              SignalResult r;
+              r.status = st;
+              r.receivers = st ? n : 0;
+              if (!st && self->outbound_closed()) {
+                // The backend closed under it at stop(): counted there, logged once.
+                self->counters_.signals_dropped_at_stop.fetch_add(1, std::memory_order_relaxed);
+              } else if (!st) {
+                self->counters_.publish_failures.fetch_add(1);
+                self->log_->warn("gilmour: signal on {} not published: {}", t, st.message());
+              } else if (confirm && n == 0) {
+                self->counters_.no_listeners.fetch_add(1);
+                r.status = Status::error(StatusCode::kNoListeners, "No active listeners for: " + t);
+              }
+              if (done) {
+                self->executor_->submit([done, r, log = self->log_] {
+                  call_logged(log, "signal callback", [&] { done(r); });
+                });
+              }
+            });
+      });
   if (!posted) {
     settle();
     if (!done) counters_.signals_dropped_at_stop.fetch_add(1, std::memory_order_relaxed);

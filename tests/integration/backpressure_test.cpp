@@ -33,7 +33,9 @@ class Outcomes {
     calls_[i].fetch_add(1);
     total_.add();
   }
-  bool wait_all(std::chrono::milliseconds patience) { return total_.wait_for(calls_.size(), patience); }
+  bool wait_all(std::chrono::milliseconds patience) {
+    return total_.wait_for(calls_.size(), patience);
+  }
   /// Requests completed other than exactly once.
   std::size_t not_once() const {
     std::size_t bad = 0;
@@ -93,7 +95,8 @@ TEST_P(BackpressureTest, RequestFloodIsBoundedAndTheExcessFailsFast) {
 
 // Bytes bound too: payloads of ~1 KiB against a 4 KiB budget.
 TEST_P(BackpressureTest, OutstandingBytesAreBounded) {
-  auto& g = started(test_options().set_max_outstanding_bytes(4096).set_request_timeout(scaled(120s)));
+  auto& g =
+      started(test_options().set_max_outstanding_bytes(4096).set_request_timeout(scaled(120s)));
   auto topic = unique_topic("bytes");
   std::string kib(1024, 'x');
   std::atomic<int> refused{0};
@@ -105,7 +108,8 @@ TEST_P(BackpressureTest, OutstandingBytesAreBounded) {
   EXPECT_EQ(g.stats().requests_sent, 3u);  // 3 envelopes of > 1 KiB fit in 4 KiB, a 4th does not
   EXPECT_EQ(refused.load(), 17);
   // A message larger than the whole budget goes when it is alone.
-  auto& lone = started(test_options().set_max_outstanding_bytes(100).set_request_timeout(scaled(120s)));
+  auto& lone =
+      started(test_options().set_max_outstanding_bytes(100).set_request_timeout(scaled(120s)));
   std::atomic<int> lone_refused{0};
   for (int i = 0; i < 2; ++i) {
     lone.request(topic, kib, [&](Message m) {
@@ -224,8 +228,8 @@ TEST_P(BackpressureTest, StopRefusesCallersBlockedForRoom) {
                         .set_overflow_policy(OverflowPolicy::kBlock)
                         .set_overflow_block_timeout(scaled(120s)));
   auto held = g.request(unique_topic("nobody"), 1);
-  auto blocked = std::async(std::launch::async,
-                            [&] { return g.request_sync(unique_topic("nobody"), 2); });
+  auto blocked =
+      std::async(std::launch::async, [&] { return g.request_sync(unique_topic("nobody"), 2); });
   EXPECT_EQ(blocked.wait_for(200ms), std::future_status::timeout);  // not yet: blocked
   g.stop();
   ASSERT_EQ(blocked.wait_for(scaled(10s)), std::future_status::ready);
@@ -297,8 +301,9 @@ TEST_P(BackpressureTest, StopEndsALargeBacklogWithinItsDrainDeadline) {
   // thread still hands 120k completions to the workers (about 0.5 s on an
   // idle core, several seconds on a loaded 2-core box): the bound is loose.
   EXPECT_LT(took, kDrain + scaled(8s));
-  RecordProperty("stop_ms",
-                 static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  RecordProperty(
+      "stop_ms",
+      static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
 
   ASSERT_TRUE(requests.wait_all(60s));
   EXPECT_EQ(requests.not_once(), 0u);

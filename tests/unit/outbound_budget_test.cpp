@@ -75,8 +75,8 @@ TEST(OutboundBudget, NeverExceedsItsBoundUnderContention) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 20000; ++i) {
         std::size_t bytes = (i + t) % 3 == 0 ? 150 : 50;
-        bool got = i % 2 == 0 ? b.try_acquire(bytes)
-                              : b.acquire_until(bytes, Clock::now() + scaled(10s));
+        bool got =
+            i % 2 == 0 ? b.try_acquire(bytes) : b.acquire_until(bytes, Clock::now() + scaled(10s));
         if (!got) continue;
         auto n = b.count();
         auto m = seen_max.load();
