@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <deque>
 #include <future>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -59,6 +60,33 @@ class InflightCount {
   std::condition_variable cv_;
 };
 
+/// A handler's queue bound: invocations handed off and not started yet, in
+/// messages and payload bytes. The I/O thread adds, the worker that starts an
+/// invocation (or stop(), refusing it) removes; both are relaxed atomics, so
+/// the count may briefly lag, never drift. Signed: a start may be counted
+/// before its hand-off is.
+struct PendingCount {
+  std::int64_t max_messages = 0;  // set at registration (Engine::bound_queue), positive
+  std::int64_t max_bytes = 0;
+  std::atomic<std::int64_t> messages{0};
+  std::atomic<std::int64_t> bytes{0};
+
+  /// At or over either bound: the next message is refused (and a grouped
+  /// handler delays its lock attempt, see Engine::on_message).
+  bool full() const noexcept {
+    return messages.load(std::memory_order_relaxed) >= max_messages ||
+           bytes.load(std::memory_order_relaxed) >= max_bytes;
+  }
+  void add(std::int64_t size) noexcept {
+    messages.fetch_add(1, std::memory_order_relaxed);
+    bytes.fetch_add(size, std::memory_order_relaxed);
+  }
+  void remove(std::int64_t size) noexcept {
+    messages.fetch_sub(1, std::memory_order_relaxed);
+    bytes.fetch_sub(size, std::memory_order_relaxed);
+  }
+};
+
 /// One registered slot or reply handler.
 struct HandlerEntry {
   HandlerKind kind = HandlerKind::kSlot;
@@ -74,6 +102,11 @@ struct HandlerEntry {
   bool inline_delivery = false;            // runs on the I/O thread
   std::shared_ptr<SerialExecutor> serial;  // ordered only: one at a time, in arrival order
   mutable InflightCount invocations;       // handed off and not finished
+  std::size_t max_pending = 0;             // HandlerOptions' bounds (0: the engine's)
+  std::size_t max_pending_bytes = 0;
+  PendingCount pending;             // handed off and not started
+  std::int64_t deferred_locks = 0;  // I/O thread only: delayed lock attempts
+  std::int64_t deferred_bytes = 0;  // and their payload bytes
   std::atomic<bool> active{true};
   bool attached = false;  // I/O thread only: added to Engine::subs_
 };
@@ -97,11 +130,25 @@ struct InvocationDone {
   ~InvocationDone() { h.invocations.done(); }
 };
 
+/// One invocation handed to the executor, from hand-off until it ends.
+/// Whoever claims it first owns its start: the worker that runs it, or
+/// stop() refusing what is still queued. Engine::queued_ lists it (I/O
+/// thread) so that stop() finds it.
+struct Invocation {
+  std::shared_ptr<HandlerEntry> handler;
+  std::int64_t bytes = 0;  // payload size, counted in handler->pending
+  std::atomic<bool> claimed{false};
+  bool tracked = false;                                  // I/O thread only
+  std::list<std::shared_ptr<Invocation>>::iterator pos;  // in Engine::queued_, when tracked
+
+  /// True for the first caller only.
+  bool claim() noexcept { return !claimed.exchange(true, std::memory_order_acq_rel); }
+};
+
 /// The state of one reply: shared by the handler's Response, the deferred
 /// handle and the server-side timer. Exactly one answer is sent.
-struct ReplyState {
+struct ReplyState : Invocation {
   std::weak_ptr<Engine> engine;
-  std::shared_ptr<HandlerEntry> handler;
   std::shared_ptr<const Request::Impl> request;
   std::atomic<bool> done{false};
   IoLoop::TimerId timer;                 // I/O thread only
@@ -109,7 +156,7 @@ struct ReplyState {
 };
 
 /// The state of one slot invocation (its timeout report).
-struct SlotState {
+struct SlotState : Invocation {
   std::atomic<bool> done{false};
   IoLoop::TimerId timer;
 };
@@ -197,7 +244,9 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
         responses_sent{0}, signals_sent{0}, signals_received{0}, lock_lost{0}, handler_errors{0},
         server_timeouts{0}, client_timeouts{0}, no_listeners{0}, publish_failures{0},
         malformed_dropped{0}, stray_responses{0}, errors_reported{0}, reconnects{0}, slow_inline{0},
-        overloaded{0}, requests_failed_at_stop{0}, signals_dropped_at_stop{0};
+        overloaded{0}, requests_failed_at_stop{0}, signals_dropped_at_stop{0},
+        slow_consumer_dropped{0}, lock_deferred{0}, requests_refused_at_stop{0},
+        inbound_dropped_at_stop{0};
   };
 
   /// The reply handler answering health pings on gilmour.health.<ident>.
@@ -216,8 +265,34 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
                      std::function<void(Message)> complete);
   void finish_request(std::uint64_t seq, Message m);
   void on_response(std::string_view channel, std::string_view payload);
+  /// Takes a grouped handler's exclusion lock, then dispatches (I/O thread).
+  void lock_then_dispatch(const std::shared_ptr<HandlerEntry>& h,
+                          const std::shared_ptr<const Message>& msg, const std::string& channel,
+                          std::int64_t bytes);
+  /// Hands a message to a handler, or refuses it when the handler's queue is
+  /// full (I/O thread).
   void dispatch(const std::shared_ptr<HandlerEntry>& h, const std::shared_ptr<const Message>& msg,
-                const std::string& channel);
+                const std::string& channel, std::int64_t bytes);
+  // Inbound bounds (inbound_limits.cpp).
+  /// Sets a handler's queue bounds from its options (0: the engine's).
+  void bound_queue(HandlerEntry& e) const;
+  /// Counts an invocation handed off: in its handler's queue and queued_.
+  void track(const std::shared_ptr<Invocation>& inv);
+  /// Forgets a finished invocation (I/O thread).
+  void untrack(Invocation& inv);
+  /// Claims a queued invocation for the worker starting it; false when
+  /// stop() refused it already.
+  static bool begin(Invocation& inv) noexcept;
+  /// Answers a request whose handler's queue is full (503, I/O thread).
+  void refuse_overloaded(const std::shared_ptr<ReplyState>& st, const std::string& channel);
+  /// Drops a signal whose handler's queue is full.
+  void drop_overloaded(const HandlerEntry& h, const std::string& channel);
+  /// Answers 503 to every request still queued and drops every queued slot
+  /// invocation, counting both (stop(), I/O thread, before the backend closes).
+  void refuse_queued_at_stop();
+  /// Publishes a 503 answer without an error record (I/O thread); false
+  /// when the request was answered already.
+  bool answer_unavailable(const std::shared_ptr<ReplyState>& st, std::string_view why);
   /// Hands a handler invocation to the executor (through the handler's own
   /// queue when it is ordered).
   void submit_for(const std::shared_ptr<HandlerEntry>& h, std::function<void()> task);
@@ -263,19 +338,22 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   std::unordered_map<std::string, ChannelSubs> subs_;
   std::unordered_map<std::uint64_t, Pending> pending_;
   bool connected_ = false;
-  std::string lookup_key_;  // on_message's scratch key
+  std::string lookup_key_;                         // on_message's scratch key
+  std::list<std::shared_ptr<Invocation>> queued_;  // handed to the executor, not finished
 
   Counters counters_;
   InflightCount inflight_;          // for stop()'s drain
   OutboundBudget budget_;           // requests and signals not yet completed
   InflightCount signals_inflight_;  // signals not yet published, for stop()'s drain
   std::atomic<bool> outbound_closed_{false};
-  std::atomic<std::int64_t> last_overload_log_{0};
-  std::atomic<std::uint64_t> overload_suppressed_{0};
+  std::atomic<std::int64_t> last_outbound_log_{0};  // the outbound bound's warning
+  std::atomic<std::uint64_t> outbound_suppressed_{0};
   std::atomic<std::int64_t> last_malformed_log_{0};
   std::atomic<std::uint64_t> malformed_suppressed_{0};
   std::atomic<std::int64_t> last_slow_log_{0};
   std::atomic<std::uint64_t> slow_suppressed_{0};
+  std::atomic<std::int64_t> last_overload_log_{0};
+  std::atomic<std::uint64_t> overload_suppressed_{0};
 };
 
 }  // namespace detail

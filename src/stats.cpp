@@ -37,6 +37,14 @@ constexpr Field kFields[] = {
      "Requests stop() completed with 503 shutting down."},
     {"signals_dropped_at_stop", &Stats::signals_dropped_at_stop,
      "Signals stop() ended before they were published."},
+    {"slow_consumer_dropped", &Stats::slow_consumer_dropped,
+     "Requests answered 503 and signals dropped because their handler's queue was full."},
+    {"lock_deferred", &Stats::lock_deferred,
+     "Exclusion lock attempts delayed by a handler with a full queue."},
+    {"requests_refused_at_stop", &Stats::requests_refused_at_stop,
+     "Queued requests answered 503 by stop()."},
+    {"inbound_dropped_at_stop", &Stats::inbound_dropped_at_stop,
+     "Queued slot invocations dropped by stop()."},
 };
 
 std::string escape_label(std::string_view v) {

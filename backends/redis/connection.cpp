@@ -222,6 +222,7 @@ void Connection::connect() {
   if (state_ == State::kUninit || state_ == State::kClosing || state_ == State::kClosed) return;
   uv_timer_stop(&timer_);
   state_ = State::kConnecting;
+  address_ = opts_.address();  // Sentinel mode: the owner may have moved host/port
   redisAsyncContext* ac = opts_.unix_socket.empty()
                               ? redisAsyncConnect(opts_.host.c_str(), opts_.port)
                               : redisAsyncConnectUnix(opts_.unix_socket.c_str());
@@ -399,6 +400,11 @@ void Connection::start_handshake() {
     writer_.begin(2).arg("SELECT").arg(static_cast<std::int64_t>(opts_.db));
     if (!step("SELECT")) return;
   }
+  if (!opts_.master_name.empty()) {
+    // A node named by the sentinels: use it only while it is a master.
+    writer_.begin(1).arg("ROLE");
+    if (!step("ROLE")) return;
+  }
   if (handshake_left_ == 0) {
     // Nothing to set up: still ask once, so that a server requiring a
     // password answers NOAUTH now rather than on the first SUBSCRIBE.
@@ -464,6 +470,16 @@ void Connection::complete(Op& op, redisReply* r) {
         drop_context();
         down(why);
         return;
+      }
+      if (op.what == "ROLE") {
+        std::string role = r->type == REDIS_REPLY_ARRAY && r->elements > 0
+                               ? std::string(view(r->element[0]))
+                               : std::string("unknown");
+        if (role != "master") {
+          drop_context();
+          down("redis " + address_ + " is not a master (role: " + role + ")");
+          return;
+        }
       }
       if (--handshake_left_ == 0) {
         state_ = State::kReady;

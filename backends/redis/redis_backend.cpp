@@ -1,10 +1,13 @@
 // The Redis backend: two hiredis async connections on the engine's libuv
 // loop (one subscriber, one pipelined command connection), the subscription
 // set restored on reconnect, and the state transitions reported to the
-// engine. See gilmour/backends/redis.hpp and docs/redis-backend.md.
+// engine. In Sentinel mode a SentinelClient (sentinel.hpp) tells it where
+// the master is, and a lost data node is looked up again instead of being
+// retried. See gilmour/backends/redis.hpp and docs/redis-backend.md.
 #include <uv.h>
 
 #include <functional>
+#include <memory>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -12,6 +15,7 @@
 #include "gilmour/backends/redis.hpp"
 #include "gilmour/error.hpp"
 #include "redis/connection.hpp"
+#include "redis/sentinel.hpp"
 
 namespace gilmour::redis {
 
@@ -23,20 +27,29 @@ using detail::OpKind;
 
 /// The Backend over hiredis. Every member runs on the engine's I/O thread
 /// (Backend contract) except the constructor and destructor.
-class RedisBackend final : public Backend, private detail::ConnectionOwner {
+class RedisBackend final : public Backend,
+                           private detail::ConnectionOwner,
+                           private detail::SentinelOwner {
  public:
   explicit RedisBackend(Options options)
       : opts_(std::move(options)),
+        node_(data_node_options(opts_)),
         address_(opts_.address()),
-        cmd_(Connection::Role::kCommand, opts_, *this),
-        sub_(Connection::Role::kSubscriber, opts_, *this) {}
+        cmd_(Connection::Role::kCommand, node_, *this),
+        sub_(Connection::Role::kSubscriber, node_, *this) {
+    if (opts_.sentinel_mode()) {
+      detail::SentinelOwner& owner = *this;
+      sentinel_ = std::make_unique<detail::SentinelClient>(opts_, owner);
+    }
+  }
 
   ~RedisBackend() override = default;
 
   /// True when nothing of this backend is on any loop (never opened, or
   /// closed): then it may be destroyed.
   bool quiescent() const noexcept {
-    return phase_ == Phase::kIdle && !defer_open_ && cmd_.closed() && sub_.closed();
+    return phase_ == Phase::kIdle && !defer_open_ && cmd_.closed() && sub_.closed() &&
+           (!sentinel_ || sentinel_->closed());
   }
 
   // ------------------------------------------------------------ Backend
@@ -60,6 +73,12 @@ class RedisBackend final : public Backend, private detail::ConnectionOwner {
     sub_.init(loop_);
     phase_ = Phase::kOpening;
     open_done_ = std::move(done);
+    open_started_ = uv_now(loop_);
+    if (sentinel_) {
+      sentinel_->init(loop_);
+      sentinel_->resolve();  // on_master() connects
+      return;
+    }
     cmd_.connect();
     sub_.connect();
   }
@@ -88,6 +107,7 @@ class RedisBackend final : public Backend, private detail::ConnectionOwner {
     patterns_.clear();
     restoring_ = 0;
     down_reported_ = false;
+    if (sentinel_) sentinel_->close();
     sub_.close(false);
     cmd_.close(true);  // lets replies to what was already sent arrive
     maybe_closed();
@@ -124,7 +144,9 @@ class RedisBackend final : public Backend, private detail::ConnectionOwner {
 
   void acquire_lock(const std::string& key, std::chrono::seconds ttl, BoolCallback done) override {
     if (!command_ready()) return reject(std::move(done));
-    cmd_.writer().begin(6).arg("SET").arg(key).arg(key).arg("NX").arg("EX").arg(
+    // The value is never read (Go and Ruby store the key again): "1" keeps
+    // each lock at ~150 bytes of Redis memory instead of ~230.
+    cmd_.writer().begin(6).arg("SET").arg(key).arg("1").arg("NX").arg("EX").arg(
         static_cast<std::int64_t>(ttl.count()));
     send(OpKind::kLock, std::move(done));
   }
@@ -175,6 +197,7 @@ class RedisBackend final : public Backend, private detail::ConnectionOwner {
   // ------------------------------------------------------------ connections
 
   void on_ready(Connection& c) override {
+    if (sentinel_ && cmd_.ready() && sub_.ready()) sentinel_->reset_backoff();
     if (phase_ == Phase::kOpening) {
       if (!cmd_.ready() || !sub_.ready()) return;
       phase_ = Phase::kOpen;
@@ -191,23 +214,24 @@ class RedisBackend final : public Backend, private detail::ConnectionOwner {
 
   void on_down(Connection& c, const std::string& why, bool) override {
     switch (phase_) {
-      case Phase::kOpening: {
-        // The first outcome decides open(); the backend stays down until
-        // close() (the engine's start() fails and closes it).
-        phase_ = Phase::kFailed;
-        (&c == &cmd_ ? sub_ : cmd_).abort(why);
-        auto d = std::move(open_done_);
-        open_done_ = nullptr;
-        d(Status::error(why));
+      case Phase::kOpening:
+        // Sentinel mode: a node that is down or not a master (a failover in
+        // progress) is looked up again while half of connect_timeout is left.
+        if (sentinel_ && uv_now(loop_) - open_started_ <
+                             static_cast<std::uint64_t>(opts_.connect_timeout.count() / 2)) {
+          sentinel_->resolve_later();
+          return;
+        }
+        fail_open(why);
         return;
-      }
       case Phase::kOpen:
         if (&c == &sub_) restoring_ = 0;
-        if (!down_reported_) {
-          down_reported_ = true;
-          listener_->on_connection_state(ConnectionState::kDisconnected, why);
+        report_down(why);
+        if (sentinel_) {
+          sentinel_->resolve_later();  // never retry a node the sentinels may have replaced
+        } else {
+          c.reconnect_later();
         }
-        c.reconnect_later();
         return;
       default:
         return;
@@ -220,6 +244,57 @@ class RedisBackend final : public Backend, private detail::ConnectionOwner {
   }
 
   void on_closed(Connection&) override { maybe_closed(); }
+
+  /// The first outcome decides open(); the backend stays down until
+  /// close() (the engine's start() fails and closes it).
+  void fail_open(const std::string& why) {
+    phase_ = Phase::kFailed;
+    cmd_.abort(why);
+    sub_.abort(why);
+    auto d = std::move(open_done_);
+    open_done_ = nullptr;
+    d(Status::error(why));
+  }
+
+  void report_down(const std::string& why) {
+    if (down_reported_) return;
+    down_reported_ = true;
+    listener_->on_connection_state(ConnectionState::kDisconnected, why);
+  }
+
+  // ------------------------------------------------------------ sentinel
+
+  void on_master(const std::string& host, int port, bool switched) override {
+    if (phase_ != Phase::kOpening && phase_ != Phase::kOpen) return;
+    const bool moved = host != node_.host || port != node_.port;
+    if (!moved && switched) return;  // already there (or going there)
+    node_.host = host;
+    node_.port = port;
+    address_ = opts_.master_name + " at " + node_.address();
+    // A connection still up on the old master is dropped (its pending
+    // commands fail): the sentinels have replaced that node.
+    for (Connection* c : {&cmd_, &sub_}) {
+      if (c->ready() && !moved) continue;
+      if (c->ready() && phase_ == Phase::kOpen) {
+        if (c == &sub_) restoring_ = 0;
+        report_down("redis master '" + opts_.master_name + "' moved to " + node_.address());
+      }
+      c->abort("redis master '" + opts_.master_name + "' moved to " + node_.address());
+      c->connect();
+    }
+  }
+
+  void on_no_master(const std::string& why) override {
+    if (phase_ == Phase::kOpening) {
+      fail_open(why);
+    } else if (phase_ == Phase::kOpen && (!cmd_.ready() || !sub_.ready())) {
+      // Down already reported (on_down). A round asked while both
+      // connections are up (after the watch re-subscribed) changes nothing.
+      sentinel_->resolve_later();
+    }
+  }
+
+  void on_sentinel_closed() override { maybe_closed(); }
 
   /// After the subscriber reconnected: (P)SUBSCRIBE everything in the set.
   void restore_subscriptions() {
@@ -340,7 +415,10 @@ class RedisBackend final : public Backend, private detail::ConnectionOwner {
   /// close(): once both connections are closed, run what is deferred, close
   /// the deferral timer, and report done from its close callback.
   void maybe_closed() {
-    if (phase_ != Phase::kClosing || !cmd_.closed() || !sub_.closed() || defer_closing_) return;
+    if (phase_ != Phase::kClosing || !cmd_.closed() || !sub_.closed() || defer_closing_ ||
+        (sentinel_ && !sentinel_->closed())) {
+      return;
+    }
     run_deferred();
     uv_timer_stop(&defer_timer_);
     defer_closing_ = true;
@@ -359,7 +437,17 @@ class RedisBackend final : public Backend, private detail::ConnectionOwner {
     });
   }
 
+  /// The options of the data-node connections: `o` itself, or in Sentinel
+  /// mode `o` without the sentinels (host and port follow the sentinels'
+  /// answers; master_name makes the handshake check ROLE).
+  static Options data_node_options(const Options& o) {
+    Options n = o;
+    n.sentinels.clear();
+    return n;
+  }
+
   Options opts_;
+  Options node_;  // what cmd_ and sub_ connect to
   std::string address_;
   IoContext* io_ = nullptr;
   BackendListener* listener_ = nullptr;
@@ -367,8 +455,10 @@ class RedisBackend final : public Backend, private detail::ConnectionOwner {
   Connection cmd_;
   Connection sub_;
   Phase phase_ = Phase::kIdle;
+  std::unique_ptr<detail::SentinelClient> sentinel_;  // Sentinel mode only
   StatusCallback open_done_;
   StatusCallback close_done_;
+  std::uint64_t open_started_ = 0;  // uv_now() at open()
   bool down_reported_ = false;
   std::size_t restoring_ = 0;  // re-subscriptions not yet confirmed
   std::unordered_set<std::string> channels_;
@@ -383,7 +473,20 @@ void validate(const Options& o) {
   auto bad = [](const std::string& why) {
     throw InvalidArgument("gilmour::redis: invalid option: " + why);
   };
-  if (o.unix_socket.empty()) {
+  if (o.sentinel_mode()) {
+    if (o.master_name.empty()) bad("sentinels given without a master_name");
+    if (!o.unix_socket.empty()) bad("unix_socket cannot be used with sentinels");
+    for (const auto& s : o.sentinels) {
+      if (s.host.empty()) bad("a sentinel host is empty");
+      if (s.port <= 0 || s.port > 65535)
+        bad("sentinel port " + std::to_string(s.port) + " out of range");
+    }
+    if (!o.sentinel_user.empty() && o.sentinel_password.empty()) {
+      bad("sentinel_user given without a sentinel_password");
+    }
+  } else if (!o.master_name.empty()) {
+    bad("master_name given without sentinels");
+  } else if (o.unix_socket.empty()) {
     if (o.host.empty()) bad("host is empty");
     if (o.port <= 0 || o.port > 65535) bad("port " + std::to_string(o.port) + " out of range");
   } else if (o.unix_socket.front() != '/') {

@@ -17,25 +17,37 @@ bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
-/// Where the first `password=` query parameter of `rest` starts (at its
-/// '?' or '&'), or npos.
+/// Where the first `password=` or `sentinel_password=` query parameter of
+/// `rest` starts (at its '?' or '&'), or npos.
 std::size_t find_password_param(std::string_view rest) {
+  constexpr std::string_view kPrefix = "sentinel_";
   for (auto pos = rest.find("password="); pos != std::string_view::npos;
        pos = rest.find("password=", pos + 1)) {
-    if (pos > 0 && (rest[pos - 1] == '?' || rest[pos - 1] == '&')) return pos - 1;
+    auto start = pos;
+    if (start >= kPrefix.size() && rest.substr(start - kPrefix.size(), kPrefix.size()) == kPrefix) {
+      start -= kPrefix.size();
+    }
+    if (start > 0 && (rest[start - 1] == '?' || rest[start - 1] == '&')) return start - 1;
+    if (start != pos && (rest[pos - 1] == '?' || rest[pos - 1] == '&')) return pos - 1;
   }
   return std::string_view::npos;
 }
 
+/// True when `s` starts with a known query parameter.
+bool known_param(std::string_view s) {
+  for (std::string_view key :
+       {"db=", "user=", "password=", "sentinel_user=", "sentinel_password="}) {
+    if (starts_with(s, key)) return true;
+  }
+  return false;
+}
+
 /// Where a password value that starts at `value` ends: at the next '&' that
-/// starts a known parameter (db=, user=, password=), so that a password
-/// holding a raw '&' is hidden whole; else at the end.
+/// starts a known parameter, so that a password holding a raw '&' is hidden
+/// whole; else at the end.
 std::size_t password_value_end(std::string_view s, std::size_t value) {
   for (auto amp = s.find('&', value); amp != std::string_view::npos; amp = s.find('&', amp + 1)) {
-    auto next = s.substr(amp + 1);
-    if (starts_with(next, "db=") || starts_with(next, "user=") || starts_with(next, "password=")) {
-      return amp;
-    }
+    if (known_param(s.substr(amp + 1))) return amp;
   }
   return s.size();
 }
@@ -66,7 +78,8 @@ std::string percent_decode(std::string_view s, std::string_view url) {
   return out;
 }
 
-/// Applies `key=value&...` query parameters (db, password, user).
+/// Applies `key=value&...` query parameters (db, password, user; in
+/// Sentinel mode also sentinel_password, sentinel_user).
 void apply_query(Options& o, std::string_view query, std::string_view url) {
   bool after_password = false;  // later keys may be pieces of a password holding '&'
   while (!query.empty()) {
@@ -84,6 +97,11 @@ void apply_query(Options& o, std::string_view query, std::string_view url) {
       after_password = true;
     } else if (key == "user") {
       o.user = value;
+    } else if (key == "sentinel_password" && o.sentinel_mode()) {
+      o.sentinel_password = value;
+      after_password = true;
+    } else if (key == "sentinel_user" && o.sentinel_mode()) {
+      o.sentinel_user = value;
     } else if (after_password) {
       bad_url(url, "unknown query parameter after password= (write '&' in a password as %26)");
     } else {
@@ -91,80 +109,160 @@ void apply_query(Options& o, std::string_view query, std::string_view url) {
     }
   }
 }
+
+/// Takes `[user:]password@` off the front of `rest` (the userinfo ends at
+/// the last '@') into `o`.
+void take_userinfo(std::string_view& rest, Options& o, std::string_view url) {
+  auto at = rest.rfind('@');
+  if (at == std::string_view::npos) return;
+  auto cred = rest.substr(0, at);
+  rest = rest.substr(at + 1);
+  auto colon = cred.find(':');
+  if (colon == std::string_view::npos) {
+    o.password = percent_decode(cred, url);  // redis://password@host
+  } else {
+    o.user = percent_decode(cred.substr(0, colon), url);
+    o.password = percent_decode(cred.substr(colon + 1), url);
+  }
+}
+
+/// Parses `host[:port]` or `[v6]:port`; `port` is the default.
+Endpoint parse_endpoint(std::string_view hp, int port, std::string_view url) {
+  Endpoint e{"", port};
+  if (hp.empty()) bad_url(url, "missing host");
+  if (hp.front() == '[') {  // [::1]:6379
+    auto close = hp.find(']');
+    if (close == std::string_view::npos) bad_url(url, "unterminated IPv6 address");
+    e.host = std::string(hp.substr(1, close - 1));
+    hp = hp.substr(close + 1);
+    if (!hp.empty()) {
+      if (hp.front() != ':') bad_url(url, "junk after IPv6 address");
+      e.port = parse_int(hp.substr(1), url, "port");
+    }
+  } else {
+    auto colon = hp.rfind(':');
+    e.host = std::string(hp.substr(0, colon));
+    if (colon != std::string_view::npos) e.port = parse_int(hp.substr(colon + 1), url, "port");
+  }
+  if (e.host.empty()) bad_url(url, "missing host");
+  if (e.port <= 0 || e.port > 65535) bad_url(url, "port out of range");
+  return e;
+}
+
+/// `rest` split at its first '?': the part before, the query after.
+std::string_view split_query(std::string_view& rest) {
+  auto q = rest.find('?');
+  if (q == std::string_view::npos) return {};
+  auto query = rest.substr(q + 1);
+  rest = rest.substr(0, q);
+  return query;
+}
+
+/// `redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/NAME[?query]`
+/// without its scheme.
+Options sentinel_from_url(std::string_view rest, std::string_view url) {
+  Options o;
+  auto query = split_query(rest);
+  auto slash = rest.find('/');
+  if (slash == std::string_view::npos || slash + 1 == rest.size()) {
+    bad_url(url, "missing /MASTER_NAME after the sentinels");
+  }
+  o.master_name = percent_decode(rest.substr(slash + 1), url);
+  if (o.master_name.find('/') != std::string::npos) bad_url(url, "junk after the master name");
+  rest = rest.substr(0, slash);
+  take_userinfo(rest, o, url);
+  while (true) {
+    auto comma = rest.find(',');
+    o.sentinels.push_back(parse_endpoint(rest.substr(0, comma), 26379, url));
+    if (comma == std::string_view::npos) break;
+    rest = rest.substr(comma + 1);
+  }
+  if (!query.empty()) apply_query(o, query, url);
+  if (o.db < 0) bad_url(url, "db must not be negative");
+  return o;
+}
 }  // namespace
 
 Options Options::from_url(std::string_view url) {
   Options o;
   if (url.empty()) bad_url(url, "empty");
-  constexpr std::string_view kRedis = "redis://", kUnix = "unix://";
-  if (url.substr(0, kUnix.size()) == kUnix) {
+  constexpr std::string_view kRedis = "redis://", kUnix = "unix://",
+                             kSentinel = "redis-sentinel://";
+  if (starts_with(url, kSentinel)) return sentinel_from_url(url.substr(kSentinel.size()), url);
+  if (starts_with(url, kUnix)) {
     auto rest = url.substr(kUnix.size());
-    auto q = rest.find('?');
-    o.unix_socket = std::string(rest.substr(0, q));
+    auto query = split_query(rest);
+    o.unix_socket = std::string(rest);
     if (o.unix_socket.empty() || o.unix_socket[0] != '/')
       bad_url(url, "socket path must be absolute");
-    if (q != std::string_view::npos) apply_query(o, rest.substr(q + 1), url);
+    if (!query.empty()) apply_query(o, query, url);
     return o;
   }
   std::string_view rest = url;
-  if (rest.substr(0, kRedis.size()) == kRedis) {
+  if (starts_with(rest, kRedis)) {
     rest = rest.substr(kRedis.size());
   } else if (rest.find("://") != std::string_view::npos) {
-    bad_url(url, "scheme must be redis:// or unix://");
+    bad_url(url, "scheme must be redis://, redis-sentinel:// or unix://");
   }
-  auto q = rest.find('?');
-  std::string_view query;
-  if (q != std::string_view::npos) {
-    query = rest.substr(q + 1);
-    rest = rest.substr(0, q);
-  }
+  auto query = split_query(rest);
   auto slash = rest.find('/');
   if (slash != std::string_view::npos) {
     auto db = rest.substr(slash + 1);
     if (!db.empty()) o.db = parse_int(db, url, "db");
     rest = rest.substr(0, slash);
   }
-  auto at = rest.rfind('@');
-  if (at != std::string_view::npos) {
-    auto cred = rest.substr(0, at);
-    rest = rest.substr(at + 1);
-    auto colon = cred.find(':');
-    if (colon == std::string_view::npos) {
-      o.password = percent_decode(cred, url);  // redis://password@host
-    } else {
-      o.user = percent_decode(cred.substr(0, colon), url);
-      o.password = percent_decode(cred.substr(colon + 1), url);
-    }
-  }
-  if (rest.empty()) bad_url(url, "missing host");
-  if (rest.front() == '[') {  // [::1]:6379
-    auto close = rest.find(']');
-    if (close == std::string_view::npos) bad_url(url, "unterminated IPv6 address");
-    o.host = std::string(rest.substr(1, close - 1));
-    rest = rest.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') bad_url(url, "junk after IPv6 address");
-      o.port = parse_int(rest.substr(1), url, "port");
-    }
-  } else {
-    auto colon = rest.rfind(':');
-    o.host = std::string(rest.substr(0, colon));
-    if (colon != std::string_view::npos) o.port = parse_int(rest.substr(colon + 1), url, "port");
-  }
-  if (o.host.empty()) bad_url(url, "missing host");
-  if (o.port <= 0 || o.port > 65535) bad_url(url, "port out of range");
+  take_userinfo(rest, o, url);
+  auto node = parse_endpoint(rest, 6379, url);
+  o.host = std::move(node.host);
+  o.port = node.port;
   if (o.db < 0) bad_url(url, "db must not be negative");
   if (!query.empty()) apply_query(o, query, url);
   return o;
 }
 
+namespace {
+/// `host:port`, IPv6 hosts in brackets.
+std::string endpoint_text(const std::string& host, int port) {
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+         std::to_string(port);
+}
+
+/// The sentinels as `h1:p1,h2:p2`.
+std::string sentinel_list(const std::vector<Endpoint>& sentinels) {
+  std::string out;
+  for (const auto& e : sentinels) {
+    if (!out.empty()) out += ',';
+    out += endpoint_text(e.host, e.port);
+  }
+  return out;
+}
+}  // namespace
+
 std::string Options::address() const {
+  if (sentinel_mode()) return master_name + " via " + sentinel_list(sentinels);
   if (!unix_socket.empty()) return unix_socket;
   return host + ":" + std::to_string(port);
 }
 
 std::string Options::describe() const {
   std::string out;
+  if (sentinel_mode()) {
+    out = "redis-sentinel://";
+    if (!user.empty() || !password.empty()) {
+      out += user + ":" + (password.empty() ? "" : "***") + "@";
+    }
+    out += sentinel_list(sentinels) + "/" + master_name;
+    char sep = '?';
+    auto param = [&](const std::string& kv) {
+      out += sep;
+      out += kv;
+      sep = '&';
+    };
+    if (db != 0) param("db=" + std::to_string(db));
+    if (!sentinel_user.empty()) param("sentinel_user=" + sentinel_user);
+    if (!sentinel_password.empty()) param("sentinel_password=***");
+    return out;
+  }
   if (!unix_socket.empty()) {
     out = "unix://" + unix_socket;
     char sep = '?';
@@ -182,8 +280,7 @@ std::string Options::describe() const {
   if (!user.empty() || !password.empty()) {
     out += user + ":" + (password.empty() ? "" : "***") + "@";
   }
-  out += host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  out += ":" + std::to_string(port);
+  out += endpoint_text(host, port);
   if (db != 0) out += "/" + std::to_string(db);
   return out;
 }
@@ -212,10 +309,10 @@ std::string redact_url(std::string_view url) {
     head = head.substr(at);
   }
   out.append(head);
-  while (!tail.empty()) {             // tail starts with "?password=" or "&password="
-    constexpr std::size_t kKey = 10;  // "?password="
-    out.append(tail.substr(0, kKey)).append("***");
-    auto end = password_value_end(tail, kKey);
+  while (!tail.empty()) {  // tail starts with "?password=", "&sentinel_password=", ...
+    auto key = tail.find('=') + 1;
+    out.append(tail.substr(0, key)).append("***");
+    auto end = password_value_end(tail, key);
     auto after = tail.substr(end);  // "" or "&key=..."
     auto next = find_password_param(after);
     out.append(after.substr(0, next));

@@ -92,8 +92,16 @@ struct EngineOptions {
   /// published; stop() returns within it plus a short close (requests still
   /// outstanding then complete with 503 "shutting down").
   std::chrono::milliseconds drain_timeout{std::chrono::seconds(10)};
-  /// Expiry of exclusion locks (`SET key key NX EX <ttl>`), 600 s in Gilmour.
-  std::chrono::seconds lock_ttl{600};
+  /// Expiry of exclusion locks (`SET key 1 NX EX <ttl>`). A group member
+  /// that receives a message later than this after the first member took
+  /// its lock can win the lock again and run the message a second time, so
+  /// this is the lag a group tolerates. 120 s by default (Go and Ruby use
+  /// 600 s): with Redis's default `client-output-buffer-limit pubsub 32mb
+  /// 8mb 60`, a member that falls that far behind at 1k messages/s or more
+  /// has been disconnected by Redis before it could take a lock late. Redis
+  /// holds about 150 bytes per lock for this long: ~18 MB per 1k requests/s
+  /// at the default (docs/redis-backend.md, "Exclusion lock keys").
+  std::chrono::seconds lock_ttl{120};
   /// How requests receive responses.
   ResponseScheme response_scheme = ResponseScheme::kEnginePattern;
 
@@ -137,6 +145,23 @@ struct EngineOptions {
   /// are counted (Stats::slow_inline) and warned about (at most once a second):
   /// they hold up all of the engine's I/O while they run.
   std::chrono::milliseconds inline_warn_threshold{std::chrono::milliseconds(5)};
+
+  /// Default bound of each handler's queue: invocations accepted and not
+  /// started yet (NATS's per-subscription default). Over it a request is
+  /// answered 503 "overloaded" at once and a signal is dropped, both counted
+  /// in Stats::slow_consumer_dropped. A handler may set its own
+  /// (HandlerOptions::max_pending). Must be positive.
+  std::size_t max_pending = 65536;
+  /// Default bound of each handler's queue in payload bytes (64 MiB, as NATS).
+  /// Must be positive.
+  std::size_t max_pending_bytes = std::size_t{64} << 20;
+  /// Load-aware exclusion: a handler of an exclusion group whose queue is
+  /// full waits this long before it tries to take a message's lock, so that
+  /// a member with room takes it first; if nobody did, it tries once and, if
+  /// it wins while still full, answers 503 "overloaded" (a request) or drops
+  /// the message (a signal). 0: try at once (no load-awareness). See
+  /// docs/reliability.md.
+  std::chrono::milliseconds saturated_lock_delay{std::chrono::milliseconds(20)};
 
   /// Logger; default: an engine-owned logger named "gilmour" that prints
   /// warnings and errors to stderr. Pass spdlog's null sink to silence.
@@ -196,6 +221,14 @@ struct EngineOptions {
   EngineOptions& set_inline_warn_threshold(std::chrono::milliseconds v) {
     return set(inline_warn_threshold, v);
   }
+  /// Sets `max_pending`; returns *this.
+  EngineOptions& set_max_pending(std::size_t v) { return set(max_pending, v); }
+  /// Sets `max_pending_bytes`; returns *this.
+  EngineOptions& set_max_pending_bytes(std::size_t v) { return set(max_pending_bytes, v); }
+  /// Sets `saturated_lock_delay`; returns *this.
+  EngineOptions& set_saturated_lock_delay(std::chrono::milliseconds v) {
+    return set(saturated_lock_delay, v);
+  }
   /// Sets `logger`; returns *this.
   EngineOptions& set_logger(std::shared_ptr<spdlog::logger> v) { return set(logger, std::move(v)); }
 
@@ -231,6 +264,13 @@ struct HandlerOptions {
   /// one at a time, in arrival order (so `ordered` is implied). Runs longer
   /// than EngineOptions::inline_warn_threshold are counted and warned about.
   bool inline_delivery = false;
+  /// Bound of this handler's queue (invocations accepted, not started);
+  /// 0 = EngineOptions::max_pending. Not used with inline_delivery (nothing
+  /// queues). See EngineOptions::max_pending for what happens over it.
+  std::size_t max_pending = 0;
+  /// Bound of this handler's queue in payload bytes; 0 =
+  /// EngineOptions::max_pending_bytes.
+  std::size_t max_pending_bytes = 0;
 
   /// Sets `group`; returns *this.
   HandlerOptions& set_group(std::string v) {
@@ -250,6 +290,16 @@ struct HandlerOptions {
   /// Sets `inline_delivery`; returns *this.
   HandlerOptions& set_inline_delivery(bool v = true) {
     inline_delivery = v;
+    return *this;
+  }
+  /// Sets `max_pending`; returns *this.
+  HandlerOptions& set_max_pending(std::size_t v) {
+    max_pending = v;
+    return *this;
+  }
+  /// Sets `max_pending_bytes`; returns *this.
+  HandlerOptions& set_max_pending_bytes(std::size_t v) {
+    max_pending_bytes = v;
     return *this;
   }
 };

@@ -39,6 +39,12 @@ struct Stats {
   std::uint64_t requests_failed_at_stop =
       0;  ///< requests stop() completed with 503 "shutting down"
   std::uint64_t signals_dropped_at_stop = 0;  ///< signals stop() ended before they were published
+  std::uint64_t slow_consumer_dropped = 0;    ///< requests answered 503 / signals dropped because
+                                              ///< their handler's queue was full
+  std::uint64_t lock_deferred = 0;  ///< group lock attempts a full handler delayed (load-aware
+                                    ///< exclusion)
+  std::uint64_t requests_refused_at_stop = 0;  ///< queued requests answered 503 by stop()
+  std::uint64_t inbound_dropped_at_stop = 0;   ///< queued slot invocations stop() dropped
 };
 
 /// The counters as a JSON object, one member per field, named as the field.

@@ -120,6 +120,8 @@ Subscription Gilmour::slot(std::string_view topic, SlotHandler handler, HandlerO
   e->timeout = options.timeout;
   e->ordered = options.ordered || options.inline_delivery;
   e->inline_delivery = options.inline_delivery;
+  e->max_pending = options.max_pending;
+  e->max_pending_bytes = options.max_pending_bytes;
   e->slot = std::move(handler);
   return impl_->add_handler(std::move(e));
 }
@@ -137,6 +139,8 @@ Subscription Gilmour::reply_to(std::string_view topic, ReplyHandler handler,
   e->timeout = options.timeout;
   e->ordered = options.ordered || options.inline_delivery;
   e->inline_delivery = options.inline_delivery;
+  e->max_pending = options.max_pending;
+  e->max_pending_bytes = options.max_pending_bytes;
   e->reply = std::move(handler);
   return impl_->add_handler(std::move(e));
 }

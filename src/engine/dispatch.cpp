@@ -35,28 +35,53 @@ void Engine::on_message(std::string_view channel, std::string_view pattern,
   log_->trace("gilmour: {} <- {}", channel, payload);
   auto msg = std::make_shared<const Message>(std::move(*decoded));
   std::string ch(channel);
+  const auto bytes = static_cast<std::int64_t>(payload.size());
   // No copy: nothing below changes subs_ synchronously (dispatch submits to
-  // the executor; the lock callback runs later, on a later loop turn).
+  // the executor; lock callbacks and delayed attempts run on later loop turns).
   for (auto& h : it->second.handlers) {
     if (!h->active.load()) continue;
     if (h->group.empty()) {
-      dispatch(h, msg, ch);
+      dispatch(h, msg, ch, bytes);
       continue;
     }
-    backend_->acquire_lock(msg->sender() + h->group, opts_.lock_ttl,
-                           [self = shared_from_this(), h, msg, ch](const Status& st, bool won) {
-                             if (!st) {
-                               self->log_->warn("gilmour: exclusion lock for {} failed: {}", ch,
-                                                st.message());
-                               return;
-                             }
-                             if (!won) {
-                               self->counters_.lock_lost.fetch_add(1, std::memory_order_relaxed);
-                               return;
-                             }
-                             self->dispatch(h, msg, ch);
-                           });
+    // Load-aware exclusion: a handler whose queue is full lets a group member
+    // with room take the lock first, and tries once itself after a delay
+    // (docs/reliability.md). The delayed attempts are bounded by the engine's
+    // default queue bounds (a handler's own may be far smaller: they are only
+    // held for the delay).
+    if (h->pending.full() && opts_.saturated_lock_delay.count() > 0 &&
+        static_cast<std::size_t>(h->deferred_locks) < opts_.max_pending &&
+        static_cast<std::size_t>(h->deferred_bytes) < opts_.max_pending_bytes) {
+      ++h->deferred_locks;
+      h->deferred_bytes += bytes;
+      counters_.lock_deferred.fetch_add(1, std::memory_order_relaxed);
+      io_.schedule(opts_.saturated_lock_delay, [self = shared_from_this(), h, msg, ch, bytes] {
+        --h->deferred_locks;
+        h->deferred_bytes -= bytes;
+        if (h->active.load()) self->lock_then_dispatch(h, msg, ch, bytes);
+      });
+      continue;
+    }
+    lock_then_dispatch(h, msg, ch, bytes);
   }
+}
+
+void Engine::lock_then_dispatch(const std::shared_ptr<HandlerEntry>& h,
+                                const std::shared_ptr<const Message>& msg,
+                                const std::string& channel, std::int64_t bytes) {
+  backend_->acquire_lock(
+      msg->sender() + h->group, opts_.lock_ttl,
+      [self = shared_from_this(), h, msg, channel, bytes](const Status& st, bool won) {
+        if (!st) {
+          self->log_->warn("gilmour: exclusion lock for {} failed: {}", channel, st.message());
+          return;
+        }
+        if (!won) {
+          self->counters_.lock_lost.fetch_add(1, std::memory_order_relaxed);
+          return;
+        }
+        self->dispatch(h, msg, channel, bytes);
+      });
 }
 
 void Engine::warn_rate_limited(std::atomic<std::int64_t>& last,
@@ -79,19 +104,26 @@ void Engine::warn_malformed(std::string_view channel, std::string_view reason) {
 }
 
 void Engine::dispatch(const std::shared_ptr<HandlerEntry>& h,
-                      const std::shared_ptr<const Message>& msg, const std::string& channel) {
+                      const std::shared_ptr<const Message>& msg, const std::string& channel,
+                      std::int64_t bytes) {
   auto req = std::make_shared<Request::Impl>();
   req->topic = h->topic;
   req->channel = channel;
   req->message = msg;
   auto timeout = h->timeout.count() > 0 ? h->timeout : opts_.handler_timeout;
   auto self = shared_from_this();
+  // Inline handlers run here and now: nothing queues, so no bound applies.
+  const bool refuse = !h->inline_delivery && h->pending.full();
   if (h->kind == HandlerKind::kReply) {
-    counters_.requests_handled.fetch_add(1, std::memory_order_relaxed);
     auto st = std::make_shared<ReplyState>();
     st->engine = self;
     st->handler = h;
     st->request = std::move(req);
+    if (refuse) {
+      refuse_overloaded(st, channel);
+      return;
+    }
+    counters_.requests_handled.fetch_add(1, std::memory_order_relaxed);
     st->token = std::make_unique<InflightToken>(self);
     if (h->inline_delivery) {
       // Runs to its end here; only a deferred answer needs the deadline.
@@ -100,12 +132,18 @@ void Engine::dispatch(const std::shared_ptr<HandlerEntry>& h,
       return;
     }
     arm_reply_deadline(st, timeout);
+    st->bytes = bytes;
     h->invocations.add();
     submit_for(h, [self, st] {
       InvocationDone done{*st->handler};
-      self->run_reply(st);
+      if (begin(*st)) self->run_reply(st);
     });
+    track(st);
   } else {
+    if (refuse) {
+      drop_overloaded(*h, channel);
+      return;
+    }
     counters_.signals_received.fetch_add(1, std::memory_order_relaxed);
     auto st = std::make_shared<SlotState>();
     if (h->inline_delivery) {
@@ -120,11 +158,14 @@ void Engine::dispatch(const std::shared_ptr<HandlerEntry>& h,
       auto m = timeout_message();
       self->report_error(self->make_record(*req, m.code(), m.data()));
     });
+    st->handler = h;
+    st->bytes = bytes;
     h->invocations.add();
-    submit_for(h, [self, h, req, st, token] {
-      InvocationDone done{*h};
-      self->run_slot(h, req, st);
+    submit_for(h, [self, req, st, token] {
+      InvocationDone done{*st->handler};
+      if (begin(*st)) self->run_slot(st->handler, req, st);
     });
+    track(st);
   }
 }
 
@@ -173,8 +214,14 @@ void Engine::run_slot(const std::shared_ptr<HandlerEntry>& h,
       report_error(make_record(*req, code::kHandlerError, std::move(*err)));
     }
   }
-  if (!st->done.exchange(true)) {
-    io_.post([self = shared_from_this(), st] { self->io_.cancel(st->timer); });
+  // One hop back to the I/O thread: cancel the deadline (unless it fired)
+  // and forget the invocation. An inline run has neither.
+  bool cancel = !st->done.exchange(true);
+  if (!h->inline_delivery) {
+    io_.post([self = shared_from_this(), st, cancel] {
+      if (cancel) self->io_.cancel(st->timer);
+      self->untrack(*st);
+    });
   }
 }
 

@@ -60,6 +60,13 @@ Engine::Engine(std::shared_ptr<Backend> backend, EngineOptions options)
   if (opts_.overflow_block_timeout.count() < 0) {
     throw InvalidArgument("gilmour: EngineOptions::overflow_block_timeout must not be negative");
   }
+  if (opts_.max_pending == 0 || opts_.max_pending_bytes == 0) {
+    throw InvalidArgument(
+        "gilmour: EngineOptions::max_pending and max_pending_bytes must be positive");
+  }
+  if (opts_.saturated_lock_delay.count() < 0) {
+    throw InvalidArgument("gilmour: EngineOptions::saturated_lock_delay must not be negative");
+  }
   if (opts_.error_queue_max == 0)
     throw InvalidArgument("gilmour: error_queue_max must be positive");
   log_ = opts_.logger ? opts_.logger : default_logger();
@@ -145,6 +152,7 @@ void Engine::start() {
       health_entry_ = make_health_entry();
       entries_.push_back(health_entry_);
       entries_.push_back(make_stats_entry());
+      for (auto* e : {entries_[entries_.size() - 2].get(), entries_.back().get()}) bound_queue(*e);
     }
   }
   // Subscribe the response pattern and every handler. The registry is read on
@@ -248,6 +256,8 @@ bool Engine::stop(std::chrono::milliseconds drain) {
   // "shutting down". Close the backend.
   wait_io(
       [this](std::function<void(const Status&)> done) {
+        // Before the backend closes, so that the 503 answers are published.
+        refuse_queued_at_stop();
         fail_pending_at_stop();
         route_->close(*backend_);
         connected_ = false;
@@ -335,6 +345,10 @@ Stats Engine::stats() const {
   s.overloaded = r(counters_.overloaded);
   s.requests_failed_at_stop = r(counters_.requests_failed_at_stop);
   s.signals_dropped_at_stop = r(counters_.signals_dropped_at_stop);
+  s.slow_consumer_dropped = r(counters_.slow_consumer_dropped);
+  s.lock_deferred = r(counters_.lock_deferred);
+  s.requests_refused_at_stop = r(counters_.requests_refused_at_stop);
+  s.inbound_dropped_at_stop = r(counters_.inbound_dropped_at_stop);
   return s;
 }
 

@@ -17,6 +17,7 @@ Subscription Engine::add_handler(std::shared_ptr<HandlerEntry> entry) {
     throw InvalidState("gilmour: cannot add a handler for '" + entry->topic +
                        "': the engine is stopping or stopped");
   }
+  bound_queue(*entry);
   if (entry->ordered && !entry->inline_delivery) {
     entry->serial = std::make_shared<SerialExecutor>(executor_);
   }

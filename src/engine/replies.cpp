@@ -81,6 +81,7 @@ void Engine::send_answer(const std::shared_ptr<ReplyState>& st, const std::strin
   counters_.responses_sent.fetch_add(1, std::memory_order_relaxed);
   if (record) report_error(std::move(*record));
   st->token.reset();
+  untrack(*st);
 }
 
 }  // namespace gilmour::detail

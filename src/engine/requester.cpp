@@ -35,7 +35,7 @@ Status Engine::admit_outbound(std::size_t bytes, const char* what) {
       "overloaded: {} refused, the engine holds {} messages / {} bytes of outbound work "
       "(max_outstanding {}, max_outstanding_bytes {})",
       what, budget_.count(), budget_.bytes(), opts_.max_outstanding, opts_.max_outstanding_bytes);
-  warn_rate_limited(last_overload_log_, overload_suppressed_, "gilmour: " + text);
+  warn_rate_limited(last_outbound_log_, outbound_suppressed_, "gilmour: " + text);
   return Status::error(StatusCode::kOverloaded, std::move(text));
 }
 

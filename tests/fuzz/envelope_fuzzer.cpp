@@ -1,12 +1,9 @@
 // Fuzz target for the envelope decoder (the engine's untrusted input) and
 // the glob matcher. Built as a libFuzzer target with clang
-// (-DGILMOUR_BUILD_FUZZERS=ON), and otherwise as a replay driver that ctest
-// runs over the corpus in tests/fuzz/corpus/envelope.
+// (-DGILMOUR_BUILD_FUZZERS=ON), and otherwise linked with replay_main.cpp as
+// a replay driver that ctest runs over the corpus in tests/fuzz/corpus/envelope.
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <string_view>
 
@@ -42,21 +39,3 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   return 0;
 }
-
-#ifndef GILMOUR_LIBFUZZER
-int main(int argc, char** argv) {
-  int n = 0;
-  for (int i = 1; i < argc; ++i) {
-    std::ifstream f(argv[i], std::ios::binary);
-    if (!f) {
-      std::fprintf(stderr, "cannot read %s\n", argv[i]);
-      return 1;
-    }
-    std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
-    ++n;
-  }
-  std::printf("replayed %d inputs\n", n);
-  return 0;
-}
-#endif

@@ -6,7 +6,9 @@
 // (the suite also runs under sanitizers on small machines).
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -92,6 +94,13 @@ class Cli {
     return cv_.wait_for(lock, timeout, [&] {
       return err_.find(needle) != std::string::npos || (exit_code_ >= 0 && eof_ == 2);
     }) && err_.find(needle) != std::string::npos;
+  }
+  /// Waits until stdout contains `needle`.
+  bool wait_out(const std::string& needle, std::chrono::seconds timeout = kWait) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] {
+      return out_.find(needle) != std::string::npos || (exit_code_ >= 0 && eof_ == 2);
+    }) && out_.find(needle) != std::string::npos;
   }
   /// Waits for a complete stderr line containing `needle`; returns what
   /// follows `needle` on it ("" on timeout).
@@ -367,26 +376,33 @@ TEST_F(CliTest, ReplyBoundsConcurrencyAndAnswers503BeyondTheQueue) {
   char dir_template[] = "/tmp/gilmour-cli-test-XXXXXX";
   ASSERT_NE(::mkdtemp(dir_template), nullptr);
   std::string dir = dir_template;
+  const std::string started = dir + "/started", go = dir + "/go";
+  ASSERT_EQ(::mkfifo(started.c_str(), 0600), 0);
+  ASSERT_EQ(::mkfifo(go.c_str(), 0600), 0);
+  // Opened before the command runs (non-blocking), so its `echo > started`
+  // finds a reader; the command then blocks reading `go` until the test writes.
+  int started_fd = ::open(started.c_str(), O_RDONLY | O_NONBLOCK);
+  ASSERT_GE(started_fd, 0);
   auto t = topic("bounded");
-  // The command says it started, then waits for the test's go.
-  auto server =
-      serve(t, "touch " + dir + "/started; while [ ! -e " + dir + "/go ]; do sleep 0.05; done; cat",
-            {"--concurrency", "1", "--max-queue", "0"});
+  auto server = serve(t, "echo > " + started + "; read line < " + go + "; cat",
+                      {"--concurrency", "1", "--max-queue", "0"});
   Cli first(cmd({"request", t, "first"}));
-  auto deadline = std::chrono::steady_clock::now() + kWait;
-  while (::access((dir + "/started").c_str(), F_OK) != 0 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(20ms);  // polling a condition (the file), not a guess
-  }
+  pollfd pfd{started_fd, POLLIN, 0};
+  ASSERT_EQ(::poll(&pfd, 1, static_cast<int>(std::chrono::milliseconds(kWait).count())), 1)
+      << "the command never started";
   auto r = run(cmd({"request", t, "second"}));
   EXPECT_EQ(r.code, 1);
   EXPECT_TRUE(contains(r.err, "503 gilmour reply: too many requests waiting")) << r.err;
-  ASSERT_EQ(::close(::open((dir + "/go").c_str(), O_CREAT | O_WRONLY, 0600)), 0);
+  int go_fd = ::open(go.c_str(), O_WRONLY);  // the command is blocked reading it
+  ASSERT_GE(go_fd, 0);
+  ASSERT_EQ(::write(go_fd, "go\n", 3), 3);
+  ::close(go_fd);
   EXPECT_EQ(first.wait_exit(), 0) << first.err();
   EXPECT_EQ(first.out(), "first\n");
   EXPECT_EQ(server->terminate(), 0);
-  ::unlink((dir + "/started").c_str());
-  ::unlink((dir + "/go").c_str());
+  ::close(started_fd);
+  ::unlink(started.c_str());
+  ::unlink(go.c_str());
   ::rmdir(dir.c_str());
 }
 
@@ -511,10 +527,10 @@ TEST_F(CliTest, ErrorsFromTheQueueAndTheChannel) {
   EXPECT_EQ(r.code, 1);
   // The record is pushed after the response: wait for it.
   RawRedis raw(target());
-  auto deadline = std::chrono::steady_clock::now() + kWait;
-  while (raw.list_range("gilmour.errorqueue").empty() &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(20ms);
+  // Rotating the list onto itself blocks in Redis until the record is there.
+  auto waited = raw.command({"BLMOVE", "gilmour.errorqueue", "gilmour.errorqueue", "RIGHT", "RIGHT",
+                             std::to_string(std::chrono::seconds(kWait).count())});
+  ASSERT_TRUE(waited && waited->type == REDIS_REPLY_STRING) << "no error record was queued";
   r = run(cmd({"errors", "--queue"}));
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(contains(r.out, " 500 " + q + " sender=")) << r.out;
@@ -556,9 +572,7 @@ TEST_F(CliTest, ErrorsFollowTheQueue) {
   ASSERT_TRUE(follow.wait_err("following " + key)) << follow.err();
   raw.command({"LPUSH", key, record(topic("new1"))});
   raw.command({"LPUSH", key, record(topic("new2"))});
-  auto deadline = std::chrono::steady_clock::now() + kWait;
-  while (!contains(follow.out(), topic("new2")) && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(20ms);
+  ASSERT_TRUE(follow.wait_out(topic("new2"))) << follow.out();
   EXPECT_EQ(follow.terminate(), 0);
   auto got = lines(follow.out());
   ASSERT_EQ(got.size(), 3u) << follow.out();

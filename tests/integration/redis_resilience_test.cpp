@@ -16,73 +16,14 @@
 #include <thread>
 
 #include "integration/redis_fixture.hpp"
+#include "integration/request_traffic.hpp"
+#include "integration/state_log.hpp"
 
 namespace gilmour::test {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using Resilience = RedisTest;
-
-/// The connection states an engine reported through
-/// EngineOptions::on_connection_state, for a test to wait on.
-class StateLog {
- public:
-  void add(ConnectionState s, std::string_view detail) {
-    std::lock_guard<std::mutex> lock(mu_);
-    seen_.emplace_back(s, std::string(detail));
-    cv_.notify_all();
-  }
-  /// Waits until `state` was reported `n` times, for at most scaled(timeout).
-  bool wait_for(ConnectionState state, std::size_t n, std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, scaled(timeout), [&] { return count_locked(state) >= n; });
-  }
-  std::string detail_of_first(ConnectionState state) {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [s, d] : seen_)
-      if (s == state) return d;
-    return {};
-  }
-  std::size_t count(ConnectionState state) {
-    std::lock_guard<std::mutex> lock(mu_);
-    return count_locked(state);
-  }
-
- private:
-  std::size_t count_locked(ConnectionState state) const {
-    std::size_t n = 0;
-    for (auto& e : seen_) n += e.first == state;
-    return n;
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<std::pair<ConnectionState, std::string>> seen_;
-};
-
-/// Engine options whose connection states a test can wait on.
-struct Watched {
-  std::shared_ptr<StateLog> log;
-  EngineOptions options;
-};
-Watched watched(const std::string&) {
-  Watched w{std::make_shared<StateLog>(), test_options()};
-  w.options.on_connection_state = [log = w.log](ConnectionState s, std::string_view d) {
-    log->add(s, d);
-  };
-  return w;
-}
-constexpr auto kLost = ConnectionState::kDisconnected;
-constexpr auto kBack = ConnectionState::kReconnected;
-
-std::string start_error(std::shared_ptr<Backend> b) {
-  Gilmour g(std::move(b), test_options());
-  try {
-    g.start();
-  } catch (const ConnectionError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST_F(Resilience, UnreachableServerFailsStartWithTheReason) {
   redis::Options o;
@@ -173,7 +114,7 @@ TEST_F(Resilience, SelectsTheDatabase) {
   RawRedis raw(target());
   EXPECT_FALSE(raw.get(s + "_default"));  // not in db 0
   raw.command({"SELECT", "3"});
-  EXPECT_EQ(raw.get(s + "_default"), s + "_default");
+  EXPECT_EQ(raw.get(s + "_default"), "1");
   auto err = start_error(redis::make_backend(
       redis::Options::from_url("redis://127.0.0.1:" + std::to_string(server_->port()) + "/99")));
   EXPECT_NE(err.find("SELECT failed"), std::string::npos) << err;
@@ -182,61 +123,15 @@ TEST_F(Resilience, SelectsTheDatabase) {
 TEST_F(Resilience, RestartUnderTrafficCompletesEveryRequestOnce) {
   auto s = own_server();
   ASSERT_TRUE(s);
-  auto server_watch = watched("server");
-  auto client_watch = watched("client");
+  auto server_watch = watched();
+  auto client_watch = watched();
   auto& server = started(server_watch.options, s.get());
   auto& client = started(client_watch.options, s.get());
   auto topic = unique_topic("restart");
   auto sub =
       server.reply_to(topic, [](const Request& r, Response& res) { res.set_data(r.data()); });
-
-  // Traffic: one thread keeps up to 16 requests in flight (1.5 s timeout) and
-  // records every completion.
-  std::mutex mu;
-  std::condition_variable cv;
-  std::map<int, std::vector<int>> codes;  // request -> codes it completed with
-  int issued = 0, completed = 0, ok_total = 0;
-  int first_after_restart = -1;  // requests issued after this one count as "new"
-  Clock::time_point first_new_ok{};
-  std::atomic<bool> stop{false};
-  std::thread traffic([&] {
-    for (int i = 0; !stop.load(); ++i) {
-      {
-        std::unique_lock<std::mutex> lock(mu);
-        // Window of 16; while Redis is down requests fail at once (503), so
-        // wait for a state change (a reconnection) before hammering again.
-        cv.wait(lock, [&] { return stop.load() || issued - completed < 16; });
-        if (stop.load()) break;
-        ++issued;
-      }
-      client.request(topic, i,
-                     [&, i](Message m) {
-                       std::lock_guard<std::mutex> lock(mu);
-                       codes[i].push_back(m.code());
-                       ++completed;
-                       if (m.code() == 200) {
-                         ++ok_total;
-                         if (first_after_restart >= 0 && i > first_after_restart &&
-                             first_new_ok == Clock::time_point{}) {
-                           first_new_ok = Clock::now();
-                         }
-                       }
-                       cv.notify_all();
-                     },
-                     {1500ms});
-      auto lost = client_watch.log->count(kLost), back = client_watch.log->count(kBack);
-      if (lost > back) {
-        // Down: requests fail at once (503); pace on the reconnection event
-        // rather than spinning.
-        client_watch.log->wait_for(kBack, back + 1, 100ms);
-      }
-    }
-  });
-  auto wait_ok = [&](int n) {
-    std::unique_lock<std::mutex> lock(mu);
-    return cv.wait_for(lock, scaled(10s), [&] { return ok_total >= n; });
-  };
-  ASSERT_TRUE(wait_ok(100));
+  RequestTraffic traffic(client, topic, *client_watch.log);
+  ASSERT_TRUE(traffic.wait_ok(100, 10s));
 
   s->kill();
   ASSERT_TRUE(client_watch.log->wait_for(kLost, 1, 5s));
@@ -256,54 +151,27 @@ TEST_F(Resilience, RestartUnderTrafficCompletesEveryRequestOnce) {
 
   ASSERT_TRUE(s->restart()) << s->error();
   auto restarted = Clock::now();
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    first_after_restart = issued;
-  }
-  {
-    // New requests succeed within 2 s (scaled) of the restart.
-    std::unique_lock<std::mutex> lock(mu);
-    ASSERT_TRUE(cv.wait_until(lock, restarted + scaled(2s),
-                              [&] { return first_new_ok != Clock::time_point{}; }))
-        << "no successful request within " << scaled(2s).count() << " ms of the restart";
-    std::cout
-        << "[ restart ] first new success "
-        << std::chrono::duration_cast<std::chrono::milliseconds>(first_new_ok - restarted).count()
-        << " ms after the restart\n";
-  }
-  int ok_before = 0;
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    ok_before = ok_total;
-  }
-  ASSERT_TRUE(wait_ok(ok_before + 100));
-  stop.store(true);
-  cv.notify_all();
-  traffic.join();
-  {
-    // Everything issued completes (1.5 s timeout at most).
-    std::unique_lock<std::mutex> lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, scaled(5s), [&] { return completed == issued; }));
-  }
-  std::lock_guard<std::mutex> lock(mu);
-  std::map<int, int> by_code;
-  for (auto& [i, cs] : codes) {
-    ASSERT_EQ(cs.size(), 1u) << "request " << i << " completed " << cs.size() << " times";
-    EXPECT_TRUE(cs[0] == 200 || cs[0] == 499 || cs[0] == 503) << i << ": " << cs[0];
-    ++by_code[cs[0]];
-  }
-  EXPECT_EQ(static_cast<int>(codes.size()), issued);
+  traffic.mark_new();
+  // New requests succeed within 2 s (scaled) of the restart.
+  auto first_ok = traffic.wait_first_new_ok(restarted + scaled(2s));
+  ASSERT_NE(first_ok, Clock::time_point{})
+      << "no successful request within " << scaled(2s).count() << " ms of the restart";
+  std::cout << "[ restart ] first new success "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(first_ok - restarted).count()
+            << " ms after the restart\n";
+  ASSERT_TRUE(traffic.wait_ok(traffic.ok_total() + 100, 10s));
+  traffic.stop();
+  // Everything issued completes (1.5 s timeout at most).
+  ASSERT_TRUE(traffic.wait_all_completed(5s));
+  expect_each_completed_once(traffic, "restart");
   EXPECT_GE(client.stats().reconnects, 1u);
   EXPECT_GE(server.stats().reconnects, 1u);
-  std::cout << "[ restart ] " << issued << " requests:";
-  for (auto& [c, n] : by_code) std::cout << " " << c << "x" << n;
-  std::cout << "\n";
 }
 
 TEST_F(Resilience, ClientKillRestoresSubscriptions) {
   auto s = own_server();
   ASSERT_TRUE(s);
-  auto w = watched("killed");
+  auto w = watched();
   auto& g = started(w.options, s.get());
   auto topic = unique_topic("kill");
   Counter hits;
@@ -318,7 +186,7 @@ TEST_F(Resilience, ClientKillRestoresSubscriptions) {
   EXPECT_EQ(g.stats().reconnects, 1u);
   // Both the pattern and the channel are back.
   EXPECT_EQ(raw.numsub("gilmour.request." + topic), 1);
-  auto other_watch = watched("other");
+  auto other_watch = watched();
   auto& other = started(other_watch.options, s.get());
   other.signal(topic + ".a.b", 1);
   ASSERT_TRUE(hits.wait_for(1));
@@ -333,7 +201,7 @@ TEST_F(Resilience, ClientKillRestoresSubscriptions) {
 TEST_F(Resilience, CommandTimeoutResetsAStuckConnection) {
   auto s = own_server();
   ASSERT_TRUE(s);
-  auto w = watched("stuck");
+  auto w = watched();
   auto ro = options_for(*s);
   ro.command_timeout = 300ms;
   ro.connect_timeout = 500ms;
@@ -356,7 +224,7 @@ TEST_F(Resilience, CommandTimeoutResetsAStuckConnection) {
 TEST_F(Resilience, SubscriptionsMadeWhileDownAreRestored) {
   auto s = own_server();
   ASSERT_TRUE(s);
-  auto w = watched("down");
+  auto w = watched();
   auto& g = started(w.options, s.get());
   auto topic = unique_topic("later");
   s->kill();

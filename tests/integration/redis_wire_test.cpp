@@ -39,12 +39,12 @@ TEST_F(Wire, GoldenRequestReplyAndSignalEnvelopes) {
   EXPECT_EQ(got[1].first, "gilmour.response." + s);
   EXPECT_EQ(got[1].second,
             R"({"data":{"echo":{"x":1}},"code":200,"sender":"gilmour.response.)" + s + R"("})");
-  // 3. The exclusion lock of the default group: value = key, 600 s.
+  // 3. The exclusion lock of the default group: value "1", lock_ttl (120 s).
   RawRedis raw(target());
-  EXPECT_EQ(raw.get(s + "_default"), s + "_default");
+  EXPECT_EQ(raw.get(s + "_default"), "1");
   auto ttl = raw.ttl(s + "_default");
-  EXPECT_GT(ttl, 590);
-  EXPECT_LE(ttl, 600);
+  EXPECT_GT(ttl, 110);
+  EXPECT_LE(ttl, 120);
 
   // A signal to a grouped slot: envelope on gilmour.slot.T and the group's lock.
   auto slot_topic = unique_topic("golden-slot");
@@ -58,10 +58,10 @@ TEST_F(Wire, GoldenRequestReplyAndSignalEnvelopes) {
   std::string s2 = sender_of(got[2].second);
   ASSERT_EQ(s2.rfind(client.id() + ".", 0), 0u);
   EXPECT_EQ(got[2].second, R"({"data":"hi","code":200,"sender":")" + s2 + R"("})");
-  EXPECT_EQ(raw.get(s2 + "workers"), s2 + "workers");
+  EXPECT_EQ(raw.get(s2 + "workers"), "1");
   ttl = raw.ttl(s2 + "workers");
-  EXPECT_GT(ttl, 590);
-  EXPECT_LE(ttl, 600);
+  EXPECT_GT(ttl, 110);
+  EXPECT_LE(ttl, 120);
   EXPECT_EQ(cap->snapshot().size(), 3u);  // nothing else: no error record, no extra reply
 }
 
@@ -104,7 +104,7 @@ TEST_F(Wire, GoStyleRequesterGetsOurReply) {
   EXPECT_EQ(got[0].first, "gilmour.response." + uuid);
   EXPECT_EQ(got[0].second,
             R"({"data":"pong:ping","code":200,"sender":"gilmour.response.)" + uuid + R"("})");
-  EXPECT_EQ(raw.get(uuid + "_default"), uuid + "_default");
+  EXPECT_EQ(raw.get(uuid + "_default"), "1");  // our lock value (Go stores the key)
   // Ruby: code 0, 32-hex sender.
   std::string ruby = "0123456789abcdef0123456789abcdef";
   RawSubscriber reply2(target(), "gilmour.response." + ruby, false);
@@ -332,7 +332,7 @@ TEST_F(Wire, HealthRegistrationAndPing) {
   auto j = nlohmann::json::parse(got[0].second);
   EXPECT_EQ(j["code"], 200);
   EXPECT_EQ(j["data"], nlohmann::json::array({"gilmour.slot." + topic}));
-  EXPECT_EQ(raw.get(uuid + "exclusive"), uuid + "exclusive");
+  EXPECT_EQ(raw.get(uuid + "exclusive"), "1");
   // Ruby's health bulletin: data "ping", code 0, a 32-hex sender.
   const std::string ruby = "0123456789abcdef0123456789abcdef";
   RawSubscriber ruby_reply(target(), "gilmour.response." + ruby, false);

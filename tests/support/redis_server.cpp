@@ -100,6 +100,7 @@ bool RedisServer::start(std::vector<std::string> extra, int port) {
                                      "notice",
                                      "--logfile",
                                      ""};
+    if (!config_.empty()) args.insert(args.begin() + 1, config_);
     args.insert(args.end(), extra_.begin(), extra_.end());
     int fds[2];
     if (::pipe(fds) != 0) {
@@ -144,7 +145,7 @@ bool RedisServer::wait_ready(std::chrono::milliseconds timeout) {
     ssize_t n = ::read(out_fd_, buf, sizeof buf);
     if (n <= 0) break;  // EOF: the server exited (port taken, bad arguments)
     log.append(buf, static_cast<std::size_t>(n));
-    ready = log.find("Ready to accept connections") != std::string::npos;
+    ready = log.find(ready_text_) != std::string::npos;
   }
   if (ready) ready = ping(port_);
   // Keep draining the log so the server never blocks on a full pipe.

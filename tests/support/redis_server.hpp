@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace gilmour::test {
@@ -24,6 +25,14 @@ class RedisServer {
   static std::string binary();
   /// True when the suite must fail rather than skip without Redis.
   static bool required();
+
+  /// Before start(): a configuration file passed as the first argument (a
+  /// sentinel needs one it can rewrite) and the log text that says the
+  /// process is ready (a sentinel never logs "Ready to accept connections").
+  void set_config(std::string file, std::string ready_text) {
+    config_ = std::move(file);
+    ready_text_ = std::move(ready_text);
+  }
 
   /// Starts on a free port (or `port` when non-zero) with `extra` arguments.
   /// Returns false (with `error` set) when the server did not come up.
@@ -48,6 +57,8 @@ class RedisServer {
   int out_fd_ = -1;
   int port_ = 0;
   std::vector<std::string> extra_;
+  std::string config_;
+  std::string ready_text_ = "Ready to accept connections";
   std::string error_;
 };
 

@@ -151,6 +151,90 @@ TEST(RedisUrlSecrets, DescribeHasNoPassword) {
   EXPECT_EQ(b->describe().find("s3cret"), std::string::npos) << b->describe();
 }
 
+TEST(RedisSentinelUrl, SentinelsMasterCredentialsAndDb) {
+  auto o = Options::from_url(
+      "redis-sentinel://alice:p%40ss@10.0.0.1:26380,sentinel-b,[::1]:26390/my%20master"
+      "?db=3&sentinel_user=watch&sentinel_password=s3nt");
+  ASSERT_TRUE(o.sentinel_mode());
+  ASSERT_EQ(o.sentinels.size(), 3u);
+  EXPECT_EQ(o.sentinels[0].host, "10.0.0.1");
+  EXPECT_EQ(o.sentinels[0].port, 26380);
+  EXPECT_EQ(o.sentinels[1].host, "sentinel-b");
+  EXPECT_EQ(o.sentinels[1].port, 26379);  // the Sentinel default port
+  EXPECT_EQ(o.sentinels[2].host, "::1");
+  EXPECT_EQ(o.sentinels[2].port, 26390);
+  EXPECT_EQ(o.master_name, "my master");
+  EXPECT_EQ(o.user, "alice");  // data-node credentials
+  EXPECT_EQ(o.password, "p@ss");
+  EXPECT_EQ(o.sentinel_user, "watch");  // sentinel credentials, separate
+  EXPECT_EQ(o.sentinel_password, "s3nt");
+  EXPECT_EQ(o.db, 3);
+  EXPECT_EQ(o.address(), "my master via 10.0.0.1:26380,sentinel-b:26379,[::1]:26390");
+
+  auto plain = Options::from_url("redis-sentinel://127.0.0.1:5000/mymaster");
+  EXPECT_EQ(plain.sentinels.size(), 1u);
+  EXPECT_EQ(plain.master_name, "mymaster");
+  EXPECT_TRUE(plain.password.empty());
+  EXPECT_TRUE(plain.sentinel_password.empty());
+  EXPECT_EQ(plain.db, 0);
+  EXPECT_FALSE(Options::from_url("redis://127.0.0.1").sentinel_mode());
+}
+
+TEST(RedisSentinelUrl, BadFormsThrowInvalidArgument) {
+  for (const char* bad : {
+           "redis-sentinel://",                    // nothing
+           "redis-sentinel://127.0.0.1:26379",     // no master name
+           "redis-sentinel://127.0.0.1:26379/",    // empty master name
+           "redis-sentinel:///mymaster",           // no sentinel
+           "redis-sentinel://h1,,h2/mymaster",     // empty sentinel
+           "redis-sentinel://h1:x/mymaster",       // bad port
+           "redis-sentinel://h1:0/mymaster",       // port out of range
+           "redis-sentinel://h1/mymaster/2",       // junk after the name
+           "redis-sentinel://h1/mymaster?db=x",    // bad db
+           "redis-sentinel://h1/mymaster?db=-1",   // negative db
+           "redis-sentinel://h1/mymaster?nope=1",  // unknown parameter
+           "redis://h1/0?sentinel_password=x",     // sentinel parameter off Sentinel
+       }) {
+    EXPECT_THROW(Options::from_url(bad), InvalidArgument) << bad;
+  }
+  Options o = Options::from_url("redis-sentinel://h1/m");
+  o.master_name.clear();
+  EXPECT_THROW(make_backend(o), InvalidArgument);
+  o = Options::from_url("redis-sentinel://h1/m");
+  o.sentinel_user = "watch";  // without a sentinel password
+  EXPECT_THROW(make_backend(o), InvalidArgument);
+  o = Options{};
+  o.master_name = "m";  // without sentinels
+  EXPECT_THROW(make_backend(o), InvalidArgument);
+}
+
+TEST(RedisSentinelUrl, PasswordsAreRedacted) {
+  const std::string url =
+      "redis-sentinel://alice:Sup3rSecretPw@h1:26379,h2:26380/mymaster?db=2&sentinel_user=w"
+      "&sentinel_password=S3ntSecretPw";
+  EXPECT_EQ(redact_url(url),
+            "redis-sentinel://alice:***@h1:26379,h2:26380/mymaster?db=2&sentinel_user=w"
+            "&sentinel_password=***");
+  EXPECT_EQ(redact_url("redis-sentinel://h1/m?sentinel_password=a&b&password=c"),
+            "redis-sentinel://h1/m?sentinel_password=***&password=***");
+  auto o = Options::from_url(url);
+  EXPECT_EQ(o.describe(),
+            "redis-sentinel://alice:***@h1:26379,h2:26380/mymaster?db=2&sentinel_user=w"
+            "&sentinel_password=***");
+  auto b = make_backend(url);
+  EXPECT_EQ(b->describe().find("Secret"), std::string::npos) << b->describe();
+  EXPECT_NE(b->describe().find("mymaster"), std::string::npos) << b->describe();
+  for (const char* bad : {
+           "redis-sentinel://:Sup3rSecretPw@h1:x/m",                     // bad port
+           "redis-sentinel://h1/m?sentinel_password=S3ntSecretPw&db=x",  // bad db after it
+           "redis-sentinel://:Sup3rSecretPw@h1",                         // no master name
+       }) {
+    auto what = from_url_error(bad);
+    EXPECT_NE(what.find("bad URL"), std::string::npos) << bad;
+    EXPECT_EQ(what.find("Secret"), std::string::npos) << what;
+  }
+}
+
 TEST(RedisUrlSecrets, InvalidOptionsNeverQuoteThePassword) {
   Options o;
   o.password = "s3cretpw";

@@ -27,7 +27,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();  // global options may also follow the command
   app.footer(
-      "The Redis URL is redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N];\n"
+      "The Redis URL is redis://[[user]:password@]host[:port][/db], unix:///path[?db=N]\n"
+      "or redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTER[?db=N];\n"
       "default: $GILMOUR_REDIS_URL, else redis://127.0.0.1:6379.\n"
       "Exit codes: 0 ok, 1 failure reported by the remote side, 2 invalid arguments,\n"
       "3 Redis unreachable, 130 interrupted. Run `gilmour COMMAND --help` for details.");

@@ -21,6 +21,15 @@
 /// without a reply after `command_timeout` fails and resets its connection.
 /// See docs/redis-backend.md.
 ///
+/// Sentinel: with `sentinels` and `master_name` set (URL
+/// `redis-sentinel://...`), the backend asks the sentinels in turn for the
+/// master's address (`SENTINEL get-master-addr-by-name`), checks with `ROLE`
+/// that the node it reached is a master, and follows failovers: it keeps a
+/// connection to one sentinel subscribed to `+switch-master`, and after any
+/// loss of the data node asks the sentinels again instead of retrying the
+/// dead address. Reconnection then proceeds as above (kDisconnected, every
+/// subscription restored on the new master, kReconnected).
+///
 /// Errors: make_backend() and Options::from_url() throw InvalidArgument for
 /// bad options; everything else is reported as a Status to the engine.
 ///
@@ -38,11 +47,18 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "gilmour/backend.hpp"
 #include "gilmour/export.hpp"
 
 namespace gilmour::redis {
+
+/// A TCP address: a host name or IP address and a port.
+struct GILMOUR_API Endpoint {
+  std::string host;  ///< host name or address (IPv6 without brackets)
+  int port = 26379;  ///< TCP port (default: the Sentinel port)
+};
 
 /// Connection options.
 struct GILMOUR_API Options {
@@ -65,21 +81,48 @@ struct GILMOUR_API Options {
   /// Reconnect backoff: the cap.
   std::chrono::milliseconds reconnect_max{std::chrono::seconds(2)};
 
+  /// Sentinel mode when not empty: the sentinels to ask, in this order, for
+  /// the address of `master_name`; host and port are then ignored (they are
+  /// the sentinels' answer). Each connection attempt to a sentinel may take
+  /// connect_timeout divided by the number of sentinels (at least 100 ms),
+  /// so that asking all of them fits in connect_timeout.
+  std::vector<Endpoint> sentinels;
+  /// Sentinel mode: the name the sentinels monitor the master under.
+  std::string master_name;
+  /// Sentinel mode: the ACL user for the sentinels; empty: `AUTH password`.
+  std::string sentinel_user;
+  /// Sentinel mode: the sentinels' password (`requirepass` of the sentinel
+  /// configuration); empty: the sentinels are not AUTHed. `user`/`password`
+  /// are for the data nodes only: the two may differ.
+  std::string sentinel_password;
+
+  /// True when these options name sentinels (Sentinel mode).
+  bool sentinel_mode() const noexcept { return !sentinels.empty(); }
+
   /// Parses `redis://[[user]:password@]host[:port][/db]`,
-  /// `unix:///path/to/socket[?db=N&password=P]`, or a plain `host:port`.
+  /// `unix:///path/to/socket[?db=N&password=P]`, a plain `host:port`, or
+  /// `redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTER_NAME[?db=N]`
+  /// (sentinel port default 26379). In the sentinel form the userinfo is
+  /// the data nodes' credentials; the sentinels' are given by the query
+  /// parameters `sentinel_password=` and `sentinel_user=` (percent-encoded
+  /// like every value). Query parameters `db`, `user`, `password` are
+  /// accepted by every form.
   /// @throws InvalidArgument when the URL is malformed.
   static Options from_url(std::string_view url);
-  /// `host:port` or the socket path, for logs.
+  /// `host:port` or the socket path, for logs; in Sentinel mode
+  /// `MASTER_NAME via host:port,host:port` (the sentinels).
   std::string address() const;
-  /// These options as a URL with the password replaced by `***`, for logs
+  /// These options as a URL with the passwords replaced by `***`, for logs
   /// and messages: `redis://alice:***@host:6379/2`,
-  /// `unix:///path?db=2&password=***`. Never contains the password.
+  /// `unix:///path?db=2&password=***`,
+  /// `redis-sentinel://:***@h1:26379,h2:26379/mymaster?sentinel_password=***`.
+  /// Never contains a password.
   std::string describe() const;
 };
 
 /// `url` with every password replaced by `***`, for logs and messages: the
 /// userinfo's (`redis://user:***@host`, `redis://***@host`) and the values
-/// of `password=` query parameters. Works on malformed URLs too (that is
+/// of `password=` and `sentinel_password=` query parameters. Works on malformed URLs too (that is
 /// what error texts quote): a password holding raw `/`, `?`, `@` or `&` is
 /// hidden whole. Other parts are kept as written.
 GILMOUR_API std::string redact_url(std::string_view url);
