@@ -17,6 +17,7 @@
 
 #include "codec.hpp"
 #include "engine/engine_util.hpp"
+#include "engine/outbound_budget.hpp"
 #include "engine/response_route.hpp"
 #include "gilmour/engine.hpp"
 #include "gilmour/error_record.hpp"
@@ -265,7 +266,8 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
         responses_sent{0}, signals_sent{0}, signals_received{0}, lock_lost{0}, handler_errors{0},
         server_timeouts{0}, client_timeouts{0}, no_listeners{0}, publish_failures{0},
         malformed_dropped{0}, oversized_dropped{0}, stray_responses{0}, errors_reported{0},
-        reconnects{0}, slow_inline{0}, slow_consumer_dropped{0}, lock_deferred{0},
+        reconnects{0}, slow_inline{0}, overloaded{0}, requests_failed_at_stop{0},
+        signals_dropped_at_stop{0}, slow_consumer_dropped{0}, lock_deferred{0},
         requests_refused_at_stop{0}, inbound_dropped_at_stop{0}, expired_dropped{0};
   };
 
@@ -353,6 +355,14 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   void run_inline(const HandlerEntry& h, F&& f);
   bool wait_io(std::function<void(std::function<void(const Status&)>)> op,
                std::chrono::milliseconds timeout, Status* out);
+  /// Takes room in budget_ for one outbound message of `bytes` (any thread),
+  /// by overflow_policy; the error says why not (counted when overloaded).
+  Status admit_outbound(std::size_t bytes, const char* what);
+  /// True once stop() has ended outbound work: what is still queued for the
+  /// I/O thread completes at once (503 "shutting down" / counted as dropped).
+  bool outbound_closed() const noexcept { return outbound_closed_.load(); }
+  /// stop(): completes every waiting request with 503 "shutting down" (I/O thread).
+  void fail_pending_at_stop();
 
   IoLoop io_;
   std::shared_ptr<Executor> executor_;
@@ -376,7 +386,12 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   std::list<std::shared_ptr<Invocation>> queued_;  // handed to the executor, not finished
 
   Counters counters_;
-  InflightCount inflight_;  // for stop()'s drain
+  InflightCount inflight_;          // for stop()'s drain
+  OutboundBudget budget_;           // requests and signals not yet completed
+  InflightCount signals_inflight_;  // signals not yet published, for stop()'s drain
+  std::atomic<bool> outbound_closed_{false};
+  std::atomic<std::int64_t> last_outbound_log_{0};  // the outbound bound's warning
+  std::atomic<std::uint64_t> outbound_suppressed_{0};
   std::atomic<std::int64_t> last_malformed_log_{0};
   std::atomic<std::uint64_t> malformed_suppressed_{0};
   std::atomic<std::int64_t> last_oversized_log_{0};

@@ -20,6 +20,8 @@ const char* to_string(StatusCode code) noexcept {
       return "invalid";
     case StatusCode::kInternal:
       return "internal";
+    case StatusCode::kOverloaded:
+      return "overloaded";
   }
   return "internal";
 }

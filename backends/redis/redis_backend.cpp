@@ -282,11 +282,6 @@ class RedisBackend final : public Backend,
     d(Status::error(why));
   }
 
-  void report_down(const std::string& why) {
-    if (down_reported_) return;
-    down_reported_ = true;
-    listener_->on_connection_state(ConnectionState::kDisconnected, why);
-  }
 
   // ------------------------------------------------------------ sentinel
 

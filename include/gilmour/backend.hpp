@@ -44,6 +44,7 @@ enum class StatusCode {
   kNoListeners,   ///< published, but nobody listens (confirm_subscribers)
   kInvalid,       ///< the operation does not apply in this state
   kInternal,      ///< anything else (the message says what)
+  kOverloaded,    ///< refused: the engine holds its maximum of outbound work (EngineOptions)
 };
 
 /// The name of a code, e.g. "not connected".

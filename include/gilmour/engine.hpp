@@ -218,6 +218,9 @@ struct SignalResult {
   bool unavailable() const noexcept {
     return status.code() == StatusCode::kNotConnected || status.code() == StatusCode::kClosing;
   }
+  /// Not published: refused because the engine held its maximum of outbound
+  /// work (EngineOptions::max_outstanding / max_outstanding_bytes).
+  bool overloaded() const noexcept { return status.code() == StatusCode::kOverloaded; }
 };
 
 /// A slot handler: runs on the executor for each signal received.
@@ -256,10 +259,16 @@ class GILMOUR_API Gilmour {
   void start();
   /// Graceful stop: unsubscribes (no new messages are taken), lets running
   /// handlers finish up to `drain` (default EngineOptions::drain_timeout),
-  /// completes waiting requests with 503 "engine stopped", deregisters health,
-  /// closes the backend and joins the I/O thread. Idempotent. An engine is
-  /// not restarted after stop(). Returns false when handlers were still
-  /// running at the deadline (their late answers are dropped).
+  /// and queued signals be published up to `drain` (default
+  /// EngineOptions::drain_timeout), then completes every request still
+  /// outstanding with 503 "shutting down" (Stats::requests_failed_at_stop),
+  /// counts signals not published (Stats::signals_dropped_at_stop), logs both
+  /// numbers once, deregisters health, closes the backend and joins the I/O
+  /// thread: it returns within `drain` plus a short close, whatever the
+  /// backlog. Callers waiting for room (OverflowPolicy::kBlock) are refused
+  /// at once. Idempotent. An engine is not restarted after stop(). Returns
+  /// false when handlers were still running at the deadline (their late
+  /// answers are dropped).
   bool stop();
   /// As stop(), letting running handlers finish for at most `drain`.
   bool stop(std::chrono::milliseconds drain);
@@ -284,13 +293,17 @@ class GILMOUR_API Gilmour {
   Subscription reply_to(std::string_view topic, ReplyHandler handler, HandlerOptions options = {});
 
   /// Publishes a signal on `topic`; fire and forget. A failed publish is
-  /// logged and counted (Stats::publish_failures).
+  /// logged and counted (Stats::publish_failures). Past the engine's bound on
+  /// outbound work the signal is refused (OverflowPolicy; counted in
+  /// Stats::overloaded).
   /// @throws InvalidArgument for an invalid topic (empty, or holding `*`,
   ///         whitespace, a control character or NUL) or a message whose
   ///         envelope exceeds EngineOptions::max_payload; InvalidState when
   ///         the engine is not running.
   void signal(std::string_view topic, nlohmann::json data, SignalOptions options = {});
-  /// As above; `done` runs on the executor with the outcome.
+  /// As above; `done` runs on the executor with the outcome, or at once on the
+  /// calling thread when refused (SignalResult::overloaded(), or the engine
+  /// stopping).
   /// @throws InvalidArgument as above, or for a null `done`; InvalidState
   ///         when the engine is not running.
   void signal(std::string_view topic, nlohmann::json data, SignalCallback done,
@@ -299,9 +312,12 @@ class GILMOUR_API Gilmour {
   /// Sends a request; `done` runs once on the executor (on the I/O thread
   /// with RequestOptions::inline_callback) with the response, or with 499 at
   /// the timeout, 404 (confirm_subscribers and nobody listens), 503 (could
-  /// not be sent, engine stopped). Exception: when the engine is stopping
-  /// and the request can no longer reach its I/O thread, `done` runs at once
-  /// on the calling thread with 503.
+  /// not be sent, engine stopped; "shutting down" when stop() ended it).
+  /// Exceptions, where `done` runs at once on the calling thread with 503:
+  /// the engine held its maximum of outbound work (EngineOptions::
+  /// max_outstanding, overflow_policy; the text starts with "overloaded"),
+  /// or the engine is stopping and the request can no longer reach its I/O
+  /// thread.
   ///
   /// `done` is any callable taking a Message (this overload takes part only
   /// then, so `request(topic, data, {})` is the future form below).

@@ -57,6 +57,22 @@ enum class ResponseScheme {
   kPerRequest,
 };
 
+/// What request() and signal() do when the engine already holds
+/// EngineOptions::max_outstanding messages or max_outstanding_bytes bytes of
+/// outbound work (see docs/reliability.md, "Backpressure").
+enum class OverflowPolicy {
+  /// Refuse at once: a request completes with 503 and a text starting with
+  /// "overloaded", a signal's callback gets StatusCode::kOverloaded; both run
+  /// on the calling thread before request()/signal() returns. Default.
+  kFailFast,
+  /// Wait on the calling thread up to EngineOptions::overflow_block_timeout
+  /// for room, then refuse as kFailFast. Never waits on the engine's I/O
+  /// thread (inline handlers and callbacks refuse at once), nor once stop()
+  /// has begun (refused with 503 "shutting down"). On a worker of the
+  /// engine's own pool the wait counts as blocking (ThreadPool::BlockingScope).
+  kBlock,
+};
+
 /// Engine-wide settings.
 struct EngineOptions {
   /// Worker threads of the engine's own pool; 0 = the hardware threads
@@ -72,7 +88,9 @@ struct EngineOptions {
   /// how long slot()/reply_to() after start() wait for their subscription
   /// to be confirmed.
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
-  /// How long stop() lets running handlers finish.
+  /// How long stop() lets running handlers finish and queued signals be
+  /// published; stop() returns within it plus a short close (requests still
+  /// outstanding then complete with 503 "shutting down").
   std::chrono::milliseconds drain_timeout{std::chrono::seconds(10)};
   /// Expiry of exclusion locks (`SET key 1 NX EX <ttl>`). A group member
   /// that receives a message later than this after the first member took
@@ -86,6 +104,21 @@ struct EngineOptions {
   std::chrono::seconds lock_ttl{120};
   /// How requests receive responses.
   ResponseScheme response_scheme = ResponseScheme::kEnginePattern;
+
+  /// Outbound work the engine holds at most: requests from request() until
+  /// they complete, plus signals from signal() until their publish is
+  /// acknowledged. Must be positive. Default 65,536 (NATS's per-subscription
+  /// limit); past it, overflow_policy applies and Stats::overloaded counts.
+  std::size_t max_outstanding = 65536;
+  /// Bytes of encoded payload that outbound work may hold at most (a single
+  /// larger message is still sent when nothing else is outstanding). Must be
+  /// positive. Default 64 MiB (NATS's per-subscription limit).
+  std::size_t max_outstanding_bytes = std::size_t{64} << 20;
+  /// What request()/signal() do past those bounds.
+  OverflowPolicy overflow_policy = OverflowPolicy::kFailFast;
+  /// OverflowPolicy::kBlock: how long a caller waits for room; must not be
+  /// negative (0 refuses at once, as kFailFast).
+  std::chrono::milliseconds overflow_block_timeout{std::chrono::seconds(5)};
 
   /// Error policy and where records go.
   ErrorPolicy error_policy = ErrorPolicy::kPublish;
@@ -166,6 +199,16 @@ struct EngineOptions {
   EngineOptions& set_lock_ttl(std::chrono::seconds v) { return set(lock_ttl, v); }
   /// Sets `response_scheme`; returns *this.
   EngineOptions& set_response_scheme(ResponseScheme v) { return set(response_scheme, v); }
+  /// Sets `max_outstanding`; returns *this.
+  EngineOptions& set_max_outstanding(std::size_t v) { return set(max_outstanding, v); }
+  /// Sets `max_outstanding_bytes`; returns *this.
+  EngineOptions& set_max_outstanding_bytes(std::size_t v) { return set(max_outstanding_bytes, v); }
+  /// Sets `overflow_policy`; returns *this.
+  EngineOptions& set_overflow_policy(OverflowPolicy v) { return set(overflow_policy, v); }
+  /// Sets `overflow_block_timeout`; returns *this.
+  EngineOptions& set_overflow_block_timeout(std::chrono::milliseconds v) {
+    return set(overflow_block_timeout, v);
+  }
   /// Sets `error_policy`; returns *this.
   EngineOptions& set_error_policy(ErrorPolicy v) { return set(error_policy, v); }
   /// Sets `error_channel`; returns *this.

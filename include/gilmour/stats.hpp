@@ -37,8 +37,12 @@ struct Stats {
                                          ///< a failed one also counts in publish_failures
   std::uint64_t reconnects = 0;          ///< backend reconnections
   std::uint64_t slow_inline = 0;         ///< inline handlers that ran past inline_warn_threshold
-  std::uint64_t slow_consumer_dropped = 0;  ///< requests answered 503 / signals dropped because
-                                            ///< their handler's queue was full
+  std::uint64_t overloaded = 0;  ///< requests/signals refused: max_outstanding(_bytes) reached
+  std::uint64_t requests_failed_at_stop =
+      0;  ///< requests stop() completed with 503 "shutting down"
+  std::uint64_t signals_dropped_at_stop = 0;  ///< signals stop() ended before they were published
+  std::uint64_t slow_consumer_dropped = 0;    ///< requests answered 503 / signals dropped because
+                                              ///< their handler's queue was full
   std::uint64_t lock_deferred = 0;  ///< group lock attempts a full handler delayed (load-aware
                                     ///< exclusion)
   std::uint64_t requests_refused_at_stop = 0;  ///< queued requests answered 503 by stop()

@@ -232,7 +232,7 @@ void Engine::run_slot(const std::shared_ptr<HandlerEntry>& h,
     Request r;
     r.impl_ = req;
     auto err = run_user([&] {
-      HandlerScope scope(this, h.get());
+      HandlerScope scope(this, h.get(), &req->ctx);
       h->slot(r);
     });
     if (err) {

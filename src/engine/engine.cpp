@@ -35,7 +35,9 @@ InflightToken::~InflightToken() {
 }
 
 Engine::Engine(std::shared_ptr<Backend> backend, EngineOptions options)
-    : backend_(std::move(backend)), opts_(std::move(options)) {
+    : backend_(std::move(backend)),
+      opts_(std::move(options)),
+      budget_(opts_.max_outstanding, opts_.max_outstanding_bytes) {
   if (!backend_) throw InvalidArgument("gilmour: backend is null");
   auto non_negative = [](std::chrono::milliseconds d, const char* name) {
     if (d.count() <= 0)
@@ -51,6 +53,12 @@ Engine::Engine(std::shared_ptr<Backend> backend, EngineOptions options)
     throw InvalidArgument("gilmour: EngineOptions::lock_ttl must be positive");
   if (opts_.error_channel.empty() || opts_.error_queue.empty()) {
     throw InvalidArgument("gilmour: error channel and queue names must not be empty");
+  }
+  if (opts_.max_outstanding == 0 || opts_.max_outstanding_bytes == 0) {
+    throw InvalidArgument("gilmour: EngineOptions::max_outstanding(_bytes) must be positive");
+  }
+  if (opts_.overflow_block_timeout.count() < 0) {
+    throw InvalidArgument("gilmour: EngineOptions::overflow_block_timeout must not be negative");
   }
   if (opts_.max_pending == 0 || opts_.max_pending_bytes == 0) {
     throw InvalidArgument(
@@ -208,8 +216,19 @@ bool Engine::stop(std::chrono::milliseconds drain) {
     if (io_started_.load()) io_.stop_and_join();
     return true;
   }
+  // One deadline for the drain (steps 1 and 2), whatever the backlog: what
+  // is still outstanding then is ended in step 3, which does no backend work
+  // per message, so the close after the deadline is short.
+  auto deadline = std::chrono::steady_clock::now() + drain;
+  auto left = [deadline] {
+    return std::max(std::chrono::duration_cast<std::chrono::milliseconds>(
+                        deadline - std::chrono::steady_clock::now()),
+                    std::chrono::milliseconds(0));
+  };
+  budget_.close();  // callers waiting for room are refused now
   Status st;
-  // 1. Take no new messages; deregister health.
+  // 1. Take no new messages; deregister health. Queued behind the backlog;
+  // if that takes past the deadline, step 3 still runs after it.
   wait_io(
       [this](std::function<void(const Status&)> done) {
         StatusJoin join(std::move(done));
@@ -223,9 +242,12 @@ bool Engine::stop(std::chrono::milliseconds drain) {
         if (health) backend_->hash_delete(std::string(kHealthHash), ident_, join.part());
         join.seal();
       },
-      opts_.connect_timeout, &st);
-  // 2. Let running handlers finish.
-  bool drained = inflight_.wait_zero(drain);
+      std::min(opts_.connect_timeout, left()), &st);
+  // 2. Let running handlers finish and queued signals go out.
+  bool drained = inflight_.wait_zero(left());
+  signals_inflight_.wait_zero(left());
+  // From here what is still queued for the I/O thread completes at once.
+  outbound_closed_.store(true);
   if (!drained) log_->warn("gilmour: stop(): handlers still running after the drain deadline");
   // No invocation starts from now on (queued ones are skipped: a reply gets
   // 503), and every Subscription reports inactive.
@@ -233,26 +255,31 @@ bool Engine::stop(std::chrono::milliseconds drain) {
     std::lock_guard<std::mutex> lock(reg_mu_);
     for (auto& e : entries_) e->active.store(false);
   }
-  // 3. Complete waiting requests; close the backend.
+  // 3. End outbound work (outbound_closed_ above: requests and signals still
+  // queued for the I/O thread complete at once); waiting requests get 503
+  // "shutting down". Close the backend.
   wait_io(
       [this](std::function<void(const Status&)> done) {
         // Before the backend closes, so that the 503 answers are published.
         refuse_queued_at_stop();
-        auto pending = std::move(pending_);
-        pending_.clear();
-        for (auto& [seq, p] : pending) {
-          io_.cancel(p.timer);
-          p.complete(Message("engine stopped", code::kUnavailable));
-        }
+        fail_pending_at_stop();
         route_->close(*backend_);
         connected_ = false;
         backend_->close(std::move(done));
       },
       opts_.connect_timeout, &st);
   io_.stop_and_join();
+  auto failed = counters_.requests_failed_at_stop.load();
+  auto dropped = counters_.signals_dropped_at_stop.load();
+  if (failed != 0 || dropped != 0) {
+    log_->warn(
+        "gilmour: stop(): {} outstanding requests completed with 503 shutting down, {} signals "
+        "not published",
+        failed, dropped);
+  }
   // Queued callbacks run; a handler stuck past the deadline is not waited for
   // (its worker finishes on its own and its late answer is dropped).
-  if (own_pool_) own_pool_->shutdown(drained ? opts_.drain_timeout : std::chrono::milliseconds(0));
+  if (own_pool_) own_pool_->shutdown(drained ? left() : std::chrono::milliseconds(0));
   state_.store(kStopped);
   return drained;
 }
@@ -320,6 +347,9 @@ Stats Engine::stats() const {
   s.errors_reported = r(counters_.errors_reported);
   s.reconnects = r(counters_.reconnects);
   s.slow_inline = r(counters_.slow_inline);
+  s.overloaded = r(counters_.overloaded);
+  s.requests_failed_at_stop = r(counters_.requests_failed_at_stop);
+  s.signals_dropped_at_stop = r(counters_.signals_dropped_at_stop);
   s.slow_consumer_dropped = r(counters_.slow_consumer_dropped);
   s.lock_deferred = r(counters_.lock_deferred);
   s.requests_refused_at_stop = r(counters_.requests_refused_at_stop);

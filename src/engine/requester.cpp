@@ -12,6 +12,33 @@
 
 namespace gilmour::detail {
 
+namespace {
+
+constexpr const char* kShuttingDown = "shutting down";
+
+}  // namespace
+
+Status Engine::admit_outbound(std::size_t bytes, const char* what) {
+  if (budget_.try_acquire(bytes)) return Status();
+  // kBlock never waits on the I/O thread: only it makes room.
+  if (opts_.overflow_policy == OverflowPolicy::kBlock && !io_.on_io_thread() &&
+      opts_.overflow_block_timeout.count() > 0 && !budget_.closed()) {
+    ThreadPool::BlockingScope blocking;
+    if (budget_.acquire_until(bytes,
+                              std::chrono::steady_clock::now() + opts_.overflow_block_timeout)) {
+      return Status();
+    }
+    if (budget_.closed()) return Status::error(StatusCode::kClosing, kShuttingDown);
+  }
+  counters_.overloaded.fetch_add(1, std::memory_order_relaxed);
+  auto text = fmt::format(
+      "overloaded: {} refused, the engine holds {} messages / {} bytes of outbound work "
+      "(max_outstanding {}, max_outstanding_bytes {})",
+      what, budget_.count(), budget_.bytes(), opts_.max_outstanding, opts_.max_outstanding_bytes);
+  warn_rate_limited(last_outbound_log_, outbound_suppressed_, "gilmour: " + text);
+  return Status::error(StatusCode::kOverloaded, std::move(text));
+}
+
 void Engine::signal(std::string_view topic, nlohmann::json data, SignalCallback done,
                     SignalOptions options) {
   validate_topic(topic, "signal()", /*allow_wildcard=*/false);
@@ -21,34 +48,70 @@ void Engine::signal(std::string_view topic, nlohmann::json data, SignalCallback 
   std::string sender = id_ + "." + std::to_string(seq);
   std::string payload = encode_envelope(data, code::kOk, sender, -1, trace_for(sender, nullptr));
   check_outgoing(payload, "signal()");
+  auto refuse = [&done](Status st) {
+    if (!done) return;
+    SignalResult r;
+    r.status = std::move(st);
+    done(r);
+  };
+  const std::size_t bytes = payload.size();
+  if (Status admitted = admit_outbound(bytes, "signal"); !admitted) {
+    if (admitted.code() == StatusCode::kClosing && !done) {
+      counters_.signals_dropped_at_stop.fetch_add(1, std::memory_order_relaxed);
+    }
+    refuse(std::move(admitted));
+    return;
+  }
   counters_.signals_sent.fetch_add(1, std::memory_order_relaxed);
-  bool posted = io_.try_post([self = shared_from_this(), channel = std::move(channel),
-                              payload = std::move(payload), done,
-                              confirm = options.confirm_subscribers,
-                              t = std::string(topic)]() mutable {
-    self->backend_->publish(
-        channel, std::move(payload), [self, done, confirm, t](const Status& st, std::int64_t n) {
-          SignalResult r;
-          r.status = st;
-          r.receivers = st ? n : 0;
-          if (!st) {
-            self->counters_.publish_failures.fetch_add(1);
-            self->log_->warn("gilmour: signal on {} not published: {}", t, st.message());
-          } else if (confirm && n == 0) {
-            self->counters_.no_listeners.fetch_add(1);
-            r.status = Status::error(StatusCode::kNoListeners, "No active listeners for: " + t);
-          }
+  signals_inflight_.add();
+  // Returns the signal's room and ends its count for stop(), once.
+  auto settle = [this, bytes] {
+    budget_.release(bytes);
+    signals_inflight_.done();
+  };
+  bool posted = io_.try_post(
+      [self = shared_from_this(), channel = std::move(channel), payload = std::move(payload), done,
+       settle, confirm = options.confirm_subscribers, t = std::string(topic)]() mutable {
+        if (self->outbound_closed()) {
+          self->counters_.signals_dropped_at_stop.fetch_add(1, std::memory_order_relaxed);
+          settle();
           if (done) {
+            SignalResult r;
+            r.status = Status::error(StatusCode::kClosing, kShuttingDown);
             self->executor_->submit([done, r, log = self->log_] {
               call_logged(log, "signal callback", [&] { done(r); });
             });
           }
-        });
-  });
-  if (!posted && done) {
-    SignalResult r;
-    r.status = Status::error(StatusCode::kClosing, "engine stopped");
-    done(r);
+          return;
+        }
+        self->backend_->publish(
+            channel, std::move(payload),
+            [self, done, confirm, t, settle](const Status& st, std::int64_t n) {
+              settle();
+              SignalResult r;
+              r.status = st;
+              r.receivers = st ? n : 0;
+              if (!st && self->outbound_closed()) {
+                // The backend closed under it at stop(): counted there, logged once.
+                self->counters_.signals_dropped_at_stop.fetch_add(1, std::memory_order_relaxed);
+              } else if (!st) {
+                self->counters_.publish_failures.fetch_add(1);
+                self->log_->warn("gilmour: signal on {} not published: {}", t, st.message());
+              } else if (confirm && n == 0) {
+                self->counters_.no_listeners.fetch_add(1);
+                r.status = Status::error(StatusCode::kNoListeners, "No active listeners for: " + t);
+              }
+              if (done) {
+                self->executor_->submit([done, r, log = self->log_] {
+                  call_logged(log, "signal callback", [&] { done(r); });
+                });
+              }
+            });
+      });
+  if (!posted) {
+    settle();
+    if (!done) counters_.signals_dropped_at_stop.fetch_add(1, std::memory_order_relaxed);
+    refuse(Status::error(StatusCode::kClosing, "engine stopped"));
   }
 }
 
@@ -71,18 +134,30 @@ void Engine::request(std::string_view topic, nlohmann::json data,
   std::string payload =
       encode_envelope(data, code::kOk, sender, timeout.count(), trace_for(sender, ctx));
   check_outgoing(payload, "request()");
-  // The callback form completes on the executor; if the request cannot even
-  // reach the I/O thread (the engine is stopping), it completes here, inline.
+  // The callback form completes on the executor; if the request is refused
+  // (overloaded) or cannot even reach the I/O thread (the engine is
+  // stopping), it completes here, inline.
   auto user = std::make_shared<std::function<void(Message)>>(std::move(complete));
   auto log = log_;
   auto call_user = [user, log](Message m) {
     call_logged(log, "request callback", [&] { (*user)(std::move(m)); });
   };
+  const std::size_t bytes = payload.size();
+  if (Status admitted = admit_outbound(bytes, "request"); !admitted) {
+    call_user(Message(admitted.message(), code::kUnavailable));
+    return;
+  }
+  // Completion returns the request's room first (on the I/O thread, or here
+  // when the post fails), then hands the answer on.
   std::function<void(Message)> on_io;
   if (complete_on_io) {
-    on_io = call_user;
+    on_io = [this, bytes, call_user](Message m) {
+      budget_.release(bytes);
+      call_user(std::move(m));
+    };
   } else {
-    on_io = [executor = executor_, call_user](Message m) {
+    on_io = [this, bytes, executor = executor_, call_user](Message m) {
+      budget_.release(bytes);
       executor->submit([call_user, m = std::move(m)]() mutable { call_user(std::move(m)); });
     };
   }
@@ -94,12 +169,20 @@ void Engine::request(std::string_view topic, nlohmann::json data,
         self->start_request(seq, std::move(channel), std::move(payload), std::move(t), timeout,
                             confirm, std::move(on_io));
       });
-  if (!posted) call_user(Message("engine stopped", code::kUnavailable));
+  if (!posted) {
+    budget_.release(bytes);
+    call_user(Message("engine stopped", code::kUnavailable));
+  }
 }
 
 void Engine::start_request(std::uint64_t seq, std::string channel, std::string payload,
                            std::string topic, std::chrono::milliseconds timeout, bool confirm,
                            std::function<void(Message)> complete) {
+  if (outbound_closed()) {
+    counters_.requests_failed_at_stop.fetch_add(1, std::memory_order_relaxed);
+    complete(Message(kShuttingDown, code::kUnavailable));
+    return;
+  }
   if (state_.load() == kStopped || !connected_) {
     complete(Message("engine stopped", code::kUnavailable));
     return;
@@ -156,6 +239,16 @@ void Engine::finish_request(std::uint64_t seq, Message m) {
   route_->release(*backend_, seq);
   m.set_sender(id_ + "." + std::to_string(seq));
   p.complete(std::move(m));
+}
+
+void Engine::fail_pending_at_stop() {
+  auto pending = std::move(pending_);
+  pending_.clear();
+  counters_.requests_failed_at_stop.fetch_add(pending.size(), std::memory_order_relaxed);
+  for (auto& [seq, p] : pending) {
+    io_.cancel(p.timer);
+    p.complete(Message(kShuttingDown, code::kUnavailable));
+  }
 }
 
 void Engine::on_response(std::string_view channel, std::string_view payload) {
