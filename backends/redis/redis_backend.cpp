@@ -282,7 +282,6 @@ class RedisBackend final : public Backend,
     d(Status::error(why));
   }
 
-
   // ------------------------------------------------------------ sentinel
 
   void on_master(const std::string& host, int port, bool switched) override {

@@ -47,8 +47,8 @@ struct Stats {
                                     ///< exclusion)
   std::uint64_t requests_refused_at_stop = 0;  ///< queued requests answered 503 by stop()
   std::uint64_t inbound_dropped_at_stop = 0;   ///< queued slot invocations stop() dropped
-  std::uint64_t expired_dropped = 0;     ///< requests not run: the requester's deadline passed
-                                         ///< while they were queued (not answered)
+  std::uint64_t expired_dropped = 0;  ///< requests not run: the requester's deadline passed
+                                      ///< while they were queued (not answered)
 };
 
 /// The counters as a JSON object, one member per field, named as the field.

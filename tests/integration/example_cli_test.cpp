@@ -169,7 +169,8 @@ TEST_F(CliRedisTest, EchoServerAnswersInTheGroupItWasGiven) {
   auto got = responses.wait_for(1, 30s);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_TRUE(contains(got[0].second, "\"data\":\"Pong hi\"")) << got[0].second;
-  EXPECT_EQ(raw.get(sender + "exclusive"), "1");  // the group named on the command line took the lock
+  EXPECT_EQ(raw.get(sender + "exclusive"),
+            "1");  // the group named on the command line took the lock
   EXPECT_EQ(raw.get(sender + "_default"), std::nullopt);
   server.signal(SIGTERM);
   auto r = server.wait();
