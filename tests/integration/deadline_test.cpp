@@ -16,17 +16,6 @@ namespace {
 using DeadlineTest = BackendTest;
 using json = nlohmann::json;
 
-/// Polls `pred` until it holds, for at most scaled(timeout).
-template <typename P>
-bool eventually(P pred, std::chrono::milliseconds timeout = 10s) {
-  auto until = std::chrono::steady_clock::now() + scaled(timeout);
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
-
 // The tester's flood, small: one worker, slow handlers, clients that give up
 // early. Only requests whose requester still waits are run; the others are
 // dropped unrun and unanswered, and counted.

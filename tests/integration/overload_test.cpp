@@ -16,17 +16,6 @@ namespace {
 
 using OverloadTest = BackendTest;
 
-/// Polls `pred` until it holds, for at most scaled(timeout).
-template <typename Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + scaled(timeout);
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
-
 /// A handler that blocks until released; the latches are shared because the
 /// handler may outlive the test body (a stuck worker after stop()).
 struct Blocker {

@@ -16,17 +16,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-/// Polls `ready` every 50 ms until it holds or `timeout` (scaled) passed.
-template <typename F>
-bool poll_until(F ready, std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + scaled(timeout);
-  while (!ready()) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling interval
-  }
-  return true;
-}
-
 /// A reply that is a flat array of (field, value) pairs, as a map.
 std::map<std::string, std::string> fields_of(const redisReply* r) {
   std::map<std::string, std::string> out;
@@ -75,7 +64,8 @@ bool SentinelTopology::start() {
     if (!s) return false;
     sentinels_.push_back(std::move(s));
   }
-  if (!poll_until([this] { return topology_ready(); }, std::chrono::seconds(20))) {
+  if (!eventually([this] { return topology_ready(); }, std::chrono::seconds(20),
+                  std::chrono::milliseconds(50))) {
     error_ = "the sentinels did not discover the replica and each other";
     return false;
   }
@@ -167,7 +157,7 @@ void SentinelTopology::kill_sentinels() {
 }
 
 bool SentinelTopology::wait_for_new_master(int port, std::chrono::milliseconds timeout) {
-  return poll_until(
+  return eventually(
       [&] {
         int now = master_port_from_sentinels();
         return now != 0 && now != port;

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 // Set by tests/CMakeLists.txt (PUBLIC on gilmour_test_support).
 #ifndef GILMOUR_TEST_DEFAULT_TIME_FACTOR
@@ -48,6 +49,23 @@ template <typename Rep, typename Period>
 std::chrono::milliseconds scaled(std::chrono::duration<Rep, Period> d) {
   double ms = std::chrono::duration<double, std::milli>(d).count() * time_factor();
   return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(ms)));
+}
+
+/// Polls `pred` every `interval` until it holds or scaled(`timeout`) has
+/// passed; returns whether it held. The suite's one polling wait, for
+/// conditions nothing signals: an engine's counters, another process's state
+/// (a sentinel's view, a server's command counts), a thread exiting. Where a
+/// condition can be waited on (a future, a condition variable, a log line, a
+/// FIFO), wait on that instead.
+template <typename Pred>
+bool eventually(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds(10),
+                std::chrono::milliseconds interval = std::chrono::milliseconds(5)) {
+  const auto until = std::chrono::steady_clock::now() + scaled(timeout);
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(interval);
+  }
+  return true;
 }
 
 }  // namespace gilmour::test

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/timing.hpp"
 #include "unit/unit_support.hpp"
 
 namespace gilmour {
@@ -27,6 +28,7 @@ namespace {
 using namespace std::chrono_literals;
 using unit::kPatience;
 
+using test::eventually;
 using unit::Counter;
 
 /// The calling thread's kernel id (Linux).
@@ -35,18 +37,6 @@ pid_t kernel_tid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
 /// Whether the thread `tid` of this process is still alive (Linux).
 bool thread_alive(pid_t tid) {
   return access(("/proc/self/task/" + std::to_string(tid)).c_str(), F_OK) == 0;
-}
-
-/// Polls `pred` until it holds or `patience` passes. For what cannot be
-/// waited on otherwise (threads exiting on their own).
-template <typename P>
-bool eventually(P pred, std::chrono::seconds patience = kPatience) {
-  auto until = std::chrono::steady_clock::now() + patience;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
 }
 
 TEST(ThreadPool, RunsEverySubmittedTask) {
