@@ -13,12 +13,19 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), size);
-  auto m = gilmour::detail::decode_envelope(input);
+  gilmour::detail::EnvelopeExtras extras;
+  auto m = gilmour::detail::decode_envelope(input, nullptr, &extras);
   if (m) {
-    // Whatever decodes re-encodes to something that decodes to the same message.
-    auto again = gilmour::detail::decode_envelope(m->to_json());
+    // Whatever decodes re-encodes, with the extension fields it carried
+    // (deadline budget, trace id), to something that decodes the same.
+    auto reencoded = gilmour::detail::encode_envelope(m->data(), m->code(), m->sender(),
+                                                      extras.budget_ms, extras.trace_id);
+    gilmour::detail::EnvelopeExtras extras_again;
+    auto again = gilmour::detail::decode_envelope(reencoded, nullptr, &extras_again);
     if (!again) __builtin_trap();
     if (again->code() != m->code() || again->sender() != m->sender()) __builtin_trap();
+    if (extras_again.budget_ms != extras.budget_ms || extras_again.trace_id != extras.trace_id)
+      __builtin_trap();
     // What a failing handler leads to: typed access, then an error record
     // dumped and enveloped (this path once recursed without bound).
     gilmour::ErrorRecord r;
