@@ -181,6 +181,13 @@ Options sentinel_from_url(std::string_view rest, std::string_view url) {
   if (o.db < 0) bad_url(url, "db must not be negative");
   return o;
 }
+/// Appends `kv` to a URL's query: '?' before the first, '&' after.
+void append_query(std::string& out, char& sep, const std::string& kv) {
+  out += sep;
+  out += kv;
+  sep = '&';
+}
+
 }  // namespace
 
 Options Options::from_url(std::string_view url) {
@@ -253,11 +260,7 @@ std::string Options::describe() const {
     }
     out += sentinel_list(sentinels) + "/" + master_name;
     char sep = '?';
-    auto param = [&](const std::string& kv) {
-      out += sep;
-      out += kv;
-      sep = '&';
-    };
+    auto param = [&](const std::string& kv) { append_query(out, sep, kv); };
     if (db != 0) param("db=" + std::to_string(db));
     if (!sentinel_user.empty()) param("sentinel_user=" + sentinel_user);
     if (!sentinel_password.empty()) param("sentinel_password=***");
@@ -266,11 +269,7 @@ std::string Options::describe() const {
   if (!unix_socket.empty()) {
     out = "unix://" + unix_socket;
     char sep = '?';
-    auto param = [&](const std::string& kv) {
-      out += sep;
-      out += kv;
-      sep = '&';
-    };
+    auto param = [&](const std::string& kv) { append_query(out, sep, kv); };
     if (db != 0) param("db=" + std::to_string(db));
     if (!user.empty()) param("user=" + user);
     if (!password.empty()) param("password=***");
