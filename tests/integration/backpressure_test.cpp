@@ -18,7 +18,27 @@
 namespace gilmour::test {
 namespace {
 
-using BackpressureTest = BackendTest;
+class BackpressureTest : public BackendTest {
+ protected:
+  /// Holds `g`'s I/O thread: an inline reply handler on a fresh topic, called
+  /// by another engine, runs `hold()` there. Returns once the handler has
+  /// entered, with the caller's future.
+  std::future<Message> hold_io_thread(Gilmour& g, std::function<void()> hold) {
+    auto topic = unique_topic("busy");
+    auto entered = std::make_shared<Latch>();
+    subs_.push_back(g.reply_to(
+        topic,
+        [entered, hold = std::move(hold)](const Request&, Response& res) {
+          entered->open();
+          hold();
+          res.set_data("held");
+        },
+        HandlerOptions{}.set_inline_delivery()));
+    auto busy = started().request(topic, 1);
+    EXPECT_TRUE(entered->wait());
+    return busy;
+  }
+};
 
 bool contains(const Message& m, const std::string& needle) {
   return m.data().is_string() && m.data().get<std::string>().find(needle) != std::string::npos;
@@ -126,19 +146,8 @@ TEST_P(BackpressureTest, OutstandingBytesAreBounded) {
 TEST_P(BackpressureTest, SignalFloodIsBoundedWhileTheIoThreadIsBusy) {
   constexpr std::size_t kMax = 100;
   auto& g = started(test_options().set_max_outstanding(kMax));
-  auto topic = unique_topic("busy");
-  Latch entered;
   auto release = std::make_shared<Latch>();
-  subs_.push_back(g.reply_to(
-      topic,
-      [&entered, release](const Request&, Response& res) {
-        entered.open();
-        release->wait(60s);
-        res.set_data("done");
-      },
-      HandlerOptions{}.set_inline_delivery()));
-  auto reply = started().request(topic, 1);
-  ASSERT_TRUE(entered.wait());
+  auto reply = hold_io_thread(g, [release] { release->wait(60s); });
   std::atomic<int> overloaded{0};
   Counter results;
   for (std::size_t i = 0; i < 3 * kMax; ++i) {
@@ -255,19 +264,9 @@ TEST_P(BackpressureTest, StopEndsALargeBacklogWithinItsDrainDeadline) {
                         .set_max_outstanding_bytes(std::size_t{1} << 30)
                         .set_request_timeout(scaled(600s))
                         .set_logger(logger));
-  auto topic = unique_topic("busy");
-  Latch entered;
-  // The handler holds the I/O thread until stop() has passed its deadline.
-  subs_.push_back(g.reply_to(
-      topic,
-      [&entered, log = log](const Request&, Response& res) {
-        entered.open();
-        log->wait_for("after the drain deadline", 1, 120s);
-        res.set_data("late");
-      },
-      HandlerOptions{}.set_inline_delivery()));
-  auto busy = started().request(topic, 1);
-  ASSERT_TRUE(entered.wait());
+  // The I/O thread is held until stop() has passed its deadline.
+  auto busy =
+      hold_io_thread(g, [log = log] { log->wait_for("after the drain deadline", 1, 120s); });
 
   Outcomes requests(kRequests);
   std::atomic<std::size_t> shut_down{0};
@@ -321,18 +320,9 @@ TEST_P(BackpressureTest, StopEndsALargeBacklogWithinItsDrainDeadline) {
 TEST_P(BackpressureTest, FireAndForgetSignalsEndedByStopAreCounted) {
   auto [log, logger] = LogWatch::make("signals");
   auto& g = started(test_options().set_logger(logger));
-  auto topic = unique_topic("busy");
-  Latch entered;
-  subs_.push_back(g.reply_to(
-      topic,
-      [&entered, log = log](const Request&, Response& res) {
-        entered.open();
-        log->wait_for("after the drain deadline", 1, 120s);
-        res.set_data("late");
-      },
-      HandlerOptions{}.set_inline_delivery()));
-  auto busy = started().request(topic, 1);
-  ASSERT_TRUE(entered.wait());
+  // The I/O thread is held until stop() has passed its deadline.
+  auto busy =
+      hold_io_thread(g, [log = log] { log->wait_for("after the drain deadline", 1, 120s); });
   for (int i = 0; i < 500; ++i) g.signal(unique_topic("sig"), i);
   g.stop(100ms);
   EXPECT_EQ(g.stats().signals_dropped_at_stop, 500u);
