@@ -588,7 +588,9 @@ TEST_P(EngineTest, DeeplyNestedPayloadIsDroppedNotACrash) {
     return R"({"data":)" + data + R"(,"code":200,"sender":"attacker"})";
   };
   auto before = g.stats().malformed_dropped;
-  for (auto deep : {nested(100000, '[', ']'), std::string(100000, '[')}) {
+  // ~100k deep (the tester's crash), 1M deep (2 MB), and unterminated.
+  for (auto deep :
+       {nested(100000, '[', ']'), nested(1000000, '[', ']'), std::string(100000, '[')}) {
     world_->publish("gilmour.slot." + topic, envelope(deep));
     world_->publish("gilmour.request." + topic, envelope(deep));
   }
@@ -604,7 +606,7 @@ TEST_P(EngineTest, DeeplyNestedPayloadIsDroppedNotACrash) {
   EXPECT_EQ(m.code(), 500);
   ASSERT_TRUE(slot_hits.wait_for(1));
   EXPECT_EQ(g.request_sync(topic, "still serving").data<std::string>(), "still serving");
-  EXPECT_EQ(g.stats().malformed_dropped - before, 5u);
+  EXPECT_EQ(g.stats().malformed_dropped - before, 7u);
   EXPECT_GE(g.stats().handler_errors, 2u);
 }
 
