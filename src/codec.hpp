@@ -43,6 +43,27 @@ inline constexpr std::uint64_t kMaxBudgetMs = std::uint64_t{10} * 365 * 24 * 360
 /// Longest `trace_id` accepted from the wire (a longer one is ignored).
 inline constexpr std::size_t kMaxTraceId = 128;
 
+/// A payload whose `data` is a large string that JSON writes as is (printable
+/// ASCII: no escape, nothing to validate): the string's bytes, and the
+/// envelope's other members as a JSON object of their own.
+struct PlainData {
+  std::string_view text;  ///< the string's bytes, without quotes (in the payload)
+  std::string rest;       ///< `{...}`: every member but data, as written
+};
+
+/// Payloads at least this large whose data is a plain string are decoded
+/// without handing the string to the JSON parser, which holds three copies of
+/// a string while it reads one (its token text, its token buffer, the value).
+inline constexpr std::size_t kPlainDataMin = 64 * 1024;
+
+/// Splits `payload` as PlainData when it is a JSON object of at least
+/// `min_size` bytes whose only "data" member is a plain string; nullopt for
+/// anything else, which the full parser then decodes. The members other than
+/// data are not validated here: parsing `rest` does that. Exposed for the
+/// codec tests and the fuzz target, which compares both decodings.
+std::optional<PlainData> split_plain_data(std::string_view payload,
+                                          std::size_t min_size = kPlainDataMin);
+
 /// Why a payload was rejected, for logs.
 struct DecodeError {
   std::string reason;

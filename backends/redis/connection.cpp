@@ -2,11 +2,20 @@
 #include "redis/connection.hpp"
 
 #include <arpa/inet.h>
+#include <hiredis/sds.h>
 #include <netinet/in.h>
 
 #include <algorithm>
 #include <utility>
 #include <vector>
+
+// hiredis 0.14's sds.h declares its functions without extern "C" (hiredis.h
+// includes it outside its own block), so C++ would look for mangled names:
+// name the two C symbols the read-buffer release needs.
+extern "C" {
+sds gilmour_sdsempty() __asm__("sdsempty");
+void gilmour_sdsfree(sds s) __asm__("sdsfree");
+}
 
 namespace gilmour::redis::detail {
 
@@ -109,6 +118,19 @@ void Connection::init(uv_loop_t* loop) {
 
 // ------------------------------------------------------------- the adapter
 
+// hiredis keeps its read buffer at the size of the largest message until the
+// next bytes arrive, and only then frees it (redisReaderFeed). Applying the
+// same rule as soon as a read leaves the buffer empty returns a large
+// message's buffer before its handler runs instead of after the next message.
+void Connection::release_read_buffer(redisReader* r) {
+  if (r == nullptr || r->len != 0 || r->maxbuf == 0 || sdsavail(r->buf) <= r->maxbuf) return;
+  sds fresh = gilmour_sdsempty();
+  if (fresh == nullptr) return;
+  gilmour_sdsfree(r->buf);
+  r->buf = fresh;
+  r->pos = 0;
+}
+
 void Connection::on_poll_cb(uv_poll_t* h, int status, int events) {
   auto* box = static_cast<PollBox*>(h->data);
   // libuv reports POLLERR as status < 0 and stops the handle. hiredis 0.14's
@@ -120,6 +142,7 @@ void Connection::on_poll_cb(uv_poll_t* h, int status, int events) {
     if (box->ac && (ev & UV_READABLE)) {
       box->owner->note_read();
       redisAsyncHandleRead(box->ac);
+      if (box->ac) release_read_buffer(box->ac->c.reader);
     }
     if (box->ac && (ev & UV_WRITABLE)) {
       redisAsyncHandleWrite(box->ac);
@@ -674,11 +697,12 @@ bool Connection::send(Op& op) {
 
 bool Connection::send_raw(Op& op) {
   if (!ac_) return false;
-  if (redisAsyncFormattedCommand(ac_, on_reply_cb, nullptr, writer_.data(), writer_.size()) !=
-      REDIS_OK) {
-    return false;
-  }
-  queued_bytes_ += writer_.size();
+  const int rc =
+      redisAsyncFormattedCommand(ac_, on_reply_cb, nullptr, writer_.data(), writer_.size());
+  const std::size_t size = writer_.size();
+  writer_.release_if_over(kWriterKeep);
+  if (rc != REDIS_OK) return false;
+  queued_bytes_ += size;
   op.written = false;
   op.end_bytes = queued_bytes_;
   ops_.push_back(std::move(op));

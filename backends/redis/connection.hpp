@@ -162,6 +162,7 @@ class Connection {
   static void on_reply_cb(redisAsyncContext* ac, void* reply, void* privdata);
   static void on_timer_cb(uv_timer_t* t);
   static void on_poll_cb(uv_poll_t* h, int status, int events);
+  static void release_read_buffer(redisReader* r);
   static void on_flush_cb(uv_prepare_t* h);
   static void on_resolved_cb(uv_getaddrinfo_t* req, int status, addrinfo* res);
   static void after_write(PollBox* box);
@@ -215,6 +216,8 @@ class Connection {
   std::string carry_;  // an LPUSH error, reported with the following LTRIM
   std::string soon_;   // a failure to report from the timer (fail_soon)
   std::chrono::milliseconds backoff_;
+  // The command buffer keeps up to this much capacity between commands.
+  static constexpr std::size_t kWriterKeep = 64 * 1024;
   CommandWriter writer_;
   uv_getaddrinfo_t* resolving_ = nullptr;  // a pending host name resolution
   bool peer_closed_ = false;

@@ -147,6 +147,7 @@ class RedisBackend final : public Backend,
   void publish(const std::string& channel, std::string payload, CountCallback done) override {
     if (!command_ready()) return reject(std::move(done));
     cmd_.writer().begin(3).arg("PUBLISH").arg(channel).arg(payload);
+    std::string().swap(payload);  // the command holds the bytes: one copy fewer at the peak
     send(OpKind::kCount, std::move(done));
   }
 

@@ -16,8 +16,9 @@ namespace gilmour::redis::detail {
 
 /// Formats one Redis command as a RESP array of bulk strings into a buffer
 /// that is reused from command to command (its capacity only grows), so a
-/// PUBLISH costs no allocation once the buffer has reached the payload size.
-/// hiredis copies the bytes into its output buffer (redisAsyncFormattedCommand).
+/// PUBLISH costs no allocation once the buffer has reached the payload size
+/// (up to the size its owner keeps: see release_if_over). hiredis copies the
+/// bytes into its output buffer (redisAsyncFormattedCommand).
 class CommandWriter {
  public:
   /// Starts a command of `argc` arguments (the command name included).
@@ -29,6 +30,10 @@ class CommandWriter {
     return *this;
   }
   CommandWriter& arg(std::string_view s) {
+    // Room for the header, the bytes and the CRLF at once: a large argument
+    // is copied once into a buffer of its size, never into a doubled one.
+    const std::size_t need = buf_.size() + s.size() + kArgFraming;
+    if (need > buf_.capacity()) buf_.reserve(need);
     buf_ += '$';
     number(static_cast<std::int64_t>(s.size()));
     buf_ += "\r\n";
@@ -44,6 +49,12 @@ class CommandWriter {
   }
   const char* data() const noexcept { return buf_.data(); }
   std::size_t size() const noexcept { return buf_.size(); }
+  std::size_t capacity() const noexcept { return buf_.capacity(); }
+  /// Frees the buffer when a large command made it grow past `keep` bytes,
+  /// so one large message does not hold its size for the connection's life.
+  void release_if_over(std::size_t keep) {
+    if (buf_.capacity() > keep) std::string().swap(buf_);
+  }
 
  private:
   void number(std::int64_t v) {
@@ -52,6 +63,7 @@ class CommandWriter {
     (void)ec;
     buf_.append(tmp, static_cast<std::size_t>(end - tmp));
   }
+  static constexpr std::size_t kArgFraming = 32;  // '$', up to 20 digits, two CRLFs
   std::string buf_;
 };
 

@@ -39,6 +39,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto wire = gilmour::detail::encode_envelope_text(r.dump(), 500, "fuzz");
     if (!gilmour::detail::decode_envelope(wire)) __builtin_trap();
   }
+  // The large-string fast path must decode exactly what the parser does:
+  // compare both on every input it accepts (the size threshold waived).
+  if (auto plain = gilmour::detail::split_plain_data(input, 0);
+      plain && gilmour::detail::nesting_within(input, gilmour::detail::kMaxDepth + 1)) {
+    auto whole = nlohmann::json::parse(input.begin(), input.end(), nullptr, false);
+    auto rest = nlohmann::json::parse(plain->rest, nullptr, false);
+    if (whole.is_discarded() != rest.is_discarded()) __builtin_trap();
+    if (!whole.is_discarded()) {
+      rest["data"] = std::string(plain->text);
+      if (whole != rest) __builtin_trap();
+    }
+  }
   // Split the input into a pattern and a text for the glob matcher.
   auto nl = input.find('\n');
   if (nl != std::string_view::npos) {

@@ -74,6 +74,34 @@ TEST(Codec, NestingDepthIsBounded) {
   EXPECT_EQ(why.reason, "nested too deep");
 }
 
+TEST(Codec, LargePlainStringDataIsSplitFromTheOtherMembers) {
+  const std::string big(kPlainDataMin, 'x');
+  const std::string wire =
+      " {\"code\":200 , \"data\" : \"" + big + "\",\"sender\":\"s\",\"x\":{\"a\":[1,\"}\"]}} ";
+  auto plain = split_plain_data(wire);
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->text, big);
+  EXPECT_EQ(plain->rest, R"({"code":200,"sender":"s","x":{"a":[1,"}"]}})");
+  auto m = decode_envelope(wire);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->data(), big);
+  EXPECT_EQ(m->code(), 200);
+  EXPECT_EQ(m->sender(), "s");
+  // Small payloads, and anything but one plain string, go to the parser.
+  EXPECT_FALSE(split_plain_data(R"({"data":"x"})"));
+  EXPECT_TRUE(split_plain_data(R"({"data":"x"})", 0));
+  for (const char* other :
+       {R"({"data":"a\nb"})", "{\"data\":\"\xc3\xa9\"}", R"({"data":"a","data":"b"})",
+        R"({"data":1})", R"({"d\u0061ta":"a"})", R"({"data":"a"} x)", R"({"data":"a")",
+        R"({"sender":"s"})", "{}", R"(["data","a"])", R"({"data":"a",})"}) {
+    EXPECT_FALSE(split_plain_data(other, 0)) << other;
+  }
+  // A malformed member outside data fails as it would in the parser.
+  DecodeError why;
+  EXPECT_FALSE(decode_envelope("{\"data\":\"" + big + "\",\"code\":tru}", &why));
+  EXPECT_EQ(why.reason, "not JSON");
+}
+
 TEST(Codec, InvalidUtf8IsReplacedNotThrown) {
   auto s = encode_envelope(std::string("a\xff") + "b", 200, "s");
   EXPECT_NE(s.find("\"data\":\"a"), std::string::npos);
