@@ -54,7 +54,7 @@ struct PlainData {
 /// Payloads at least this large whose data is a plain string are decoded
 /// without handing the string to the JSON parser, which holds three copies of
 /// a string while it reads one (its token text, its token buffer, the value).
-inline constexpr std::size_t kPlainDataMin = 64 * 1024;
+inline constexpr std::size_t kPlainDataMin = std::size_t{64} * 1024;
 
 /// Splits `payload` as PlainData when it is a JSON object of at least
 /// `min_size` bytes whose only "data" member is a plain string; nullopt for

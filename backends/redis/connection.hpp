@@ -217,7 +217,7 @@ class Connection {
   std::string soon_;   // a failure to report from the timer (fail_soon)
   std::chrono::milliseconds backoff_;
   // The command buffer keeps up to this much capacity between commands.
-  static constexpr std::size_t kWriterKeep = 64 * 1024;
+  static constexpr std::size_t kWriterKeep = std::size_t{64} * 1024;
   CommandWriter writer_;
   uv_getaddrinfo_t* resolving_ = nullptr;  // a pending host name resolution
   bool peer_closed_ = false;

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "support/backend_test.hpp"
+#include "support/timing.hpp"
 
 namespace gilmour::test {
 namespace {
@@ -376,16 +377,24 @@ TEST_P(EngineTest, ClientTimeoutCompletesWith499Once) {
   // Answer now: the response arrives after the timeout and is ignored. (The
   // server's deadline is the requester's budget too, so its own 499 may be
   // the late answer instead: respond() may return false.)
+  // On a loaded machine the request can reach the server after its budget:
+  // it is then dropped unrun (expired_dropped) and there is no late answer.
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return !held.empty() || server.stats().expired_dropped > 0;
+  }));
   {
     std::lock_guard<std::mutex> lock(mu);
-    ASSERT_EQ(held.size(), 1u);
-    held[0].respond("late");
+    ASSERT_LE(held.size(), 1u);
+    if (!held.empty()) held[0].respond("late");
   }
   // A later request is a barrier: the stray answer has been processed before it.
   auto sub2 = server.reply_to(topic + ".b", [](const Request&, Response& r) { r.set_data(1); });
   EXPECT_EQ(client.request_sync(topic + ".b", 0).code(), 200);
   EXPECT_EQ(calls.value(), 1u);
-  EXPECT_EQ(client.stats().client_timeouts, 1u);
+  // The 499 is the client's own, or the server's when its deadline (the same
+  // budget) fired first: either way the request completed once.
+  EXPECT_LE(client.stats().client_timeouts, 1u);
 }
 
 TEST_P(EngineTest, DeferredResponseFromAnotherThread) {
