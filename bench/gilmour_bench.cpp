@@ -10,7 +10,7 @@
 // hiredis floor of the same run and the ratio. Sections:
 // 1. request/reply, p50/p99 at 1 in flight, req/s at 1, 8 and 64: raw floor,
 //    library default, library inline (inline_delivery + inline_callback),
-//    NATS core;
+//    NATS core with the C client's default options and with SendAsap;
 // 2. signals: one signaller, one slot, deliveries/s, against pipelined raw
 //    PUBLISH / SUBSCRIBE;
 // 3. exclusion scaling: 1, 2, 4 replier processes in one group, handlers
@@ -220,6 +220,8 @@ class Suite {
     rows.push_back(rr_case("library, inline", "replier", "requester", "inline", false));
     if (!nats_url_.empty()) {
       rows.push_back(rr_case("NATS core", "nats-replier", "nats-requester", "default", true));
+      rows.push_back(
+          rr_case("NATS core, SendAsap", "nats-replier", "nats-requester", "asap", true));
     }
     auto& f = rows[0];
     std::printf("### 1. Request/reply, replier and requester in separate processes\n\n");
@@ -246,13 +248,11 @@ class Suite {
                 check(p50(rows[2]) <= 1.05), check(rps(rows[2], 2) >= 0.9));
     std::printf("default p50 <= 1.15x: %s; default req/s @64 >= 0.75x: %s",
                 check(p50(rows[1]) <= 1.15), check(rps(rows[1], 2) >= 0.75));
-    if (rows.size() > 3) {
-      bool ahead = rows[1].at[1]["rps"] > rows[3].at[1]["rps"] &&
-                   rows[1].at[2]["rps"] > rows[3].at[2]["rps"];
-      bool ahead_inline = rows[2].at[1]["rps"] > rows[3].at[1]["rps"] &&
-                          rows[2].at[2]["rps"] > rows[3].at[2]["rps"];
-      std::printf("; ahead of NATS @8 and @64: default %s, inline %s", check(ahead),
-                  check(ahead_inline));
+    if (rows.size() > 4) {  // ahead of the better NATS figure at 8 and at 64
+      auto nats = [&](int i) { return std::max(rows[3].at[i]["rps"], rows[4].at[i]["rps"]); };
+      auto ahead = [&](RrRow& r) { return r.at[1]["rps"] > nats(1) && r.at[2]["rps"] > nats(2); };
+      std::printf("; ahead of NATS @8 and @64: default %s, inline %s", check(ahead(rows[1])),
+                  check(ahead(rows[2])));
     }
     std::printf(".\n\n");
     std::fflush(stdout);
