@@ -98,6 +98,23 @@ Fields parse_result(const std::string& out) {
   return f;
 }
 
+Fields median(const std::vector<Fields>& runs) {
+  Fields out;
+  for (const auto& run : runs) {
+    for (const auto& kv : run) out[kv.first] = 0;
+  }
+  for (auto& [key, value] : out) {
+    std::vector<double> v;
+    for (const auto& run : runs) {
+      auto it = run.find(key);
+      v.push_back(it == run.end() ? 0 : it->second);
+    }
+    std::sort(v.begin(), v.end());
+    value = v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  }
+  return out;
+}
+
 long rss_kib(pid_t pid) {
   std::ifstream in(pid ? "/proc/" + std::to_string(pid) + "/status" : "/proc/self/status");
   std::string line;

@@ -67,6 +67,9 @@ void print_result(const Fields& fields);
 /// The fields of the last RESULT line of `out` (empty when there is none).
 Fields parse_result(const std::string& out);
 
+/// Per field, the median over `runs` (a field missing from a run counts as 0).
+Fields median(const std::vector<Fields>& runs);
+
 /// Resident set size of `pid` (0: this process) in KiB, from /proc.
 long rss_kib(pid_t pid = 0);
 

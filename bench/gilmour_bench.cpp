@@ -1,13 +1,16 @@
 // gilmour_bench: the issue-9 benchmark suite, every party in its own process.
 //
-//   gilmour_bench [--seconds S (per case, default 2)] [--quick] [--requests N]
-//                 [--only rr,signals,exclusion,memory]
+//   gilmour_bench [--seconds S (per case, default 2)] [--rounds R (default 3)] [--quick]
+//                 [--requests N] [--only rr,signals,exclusion,memory]
 //   gilmour_bench --role NAME ...   (one party; see roles.hpp)
 //
 // The orchestrator starts its own redis-server (and nats-server when it and
 // libnats are present), runs each party as a child process of this same
 // executable, and prints markdown tables: each library figure beside the raw
-// hiredis floor of the same run and the ratio. Sections:
+// hiredis floor of the same run and the ratio. Request/reply and signals run
+// R rounds, each round every row once (so a load spike hits one round of
+// every row rather than all of one row); each cell is the median over the
+// rounds, and ratios are between medians. Sections:
 // 1. request/reply, p50/p99 at 1 in flight, req/s at 1, 8 and 64: raw floor,
 //    library default, library inline (inline_delivery + inline_callback),
 //    NATS core with the C client's default options and with SendAsap;
@@ -85,6 +88,7 @@ class Suite {
   explicit Suite(const gb::Args& a)
       : quick_(a.has("quick")),
         seconds_(a.num("seconds", quick_ ? 0.25 : 2.0)),
+        rounds_(std::max(1, static_cast<int>(a.num("rounds", quick_ ? 1 : 3)))),
         warmup_(quick_ ? 0.1 : 0.5),
         requests_(static_cast<long>(a.num("requests", quick_ ? 2000 : 1000000))),
         only_(a.str("only", "rr,signals,exclusion,memory")),
@@ -214,17 +218,39 @@ class Suite {
   }
 
   void request_reply() {
-    std::vector<RrRow> rows;
-    rows.push_back(rr_case("raw hiredis floor", "raw-replier", "raw-requester", "default", false));
-    rows.push_back(rr_case("library, default", "replier", "requester", "default", false));
-    rows.push_back(rr_case("library, inline", "replier", "requester", "inline", false));
+    struct Kind {
+      const char *name, *server, *client, *mode;
+      bool nats;
+    };
+    std::vector<Kind> kinds = {
+        {"raw hiredis floor", "raw-replier", "raw-requester", "default", false},
+        {"library, default", "replier", "requester", "default", false},
+        {"library, inline", "replier", "requester", "inline", false}};
     if (!nats_url_.empty()) {
-      rows.push_back(rr_case("NATS core", "nats-replier", "nats-requester", "default", true));
-      rows.push_back(
-          rr_case("NATS core, SendAsap", "nats-replier", "nats-requester", "asap", true));
+      kinds.push_back({"NATS core", "nats-replier", "nats-requester", "default", true});
+      kinds.push_back({"NATS core, SendAsap", "nats-replier", "nats-requester", "asap", true});
+    }
+    std::vector<std::vector<RrRow>> runs(kinds.size());
+    for (int round = 0; round < rounds_; ++round) {
+      for (std::size_t k = 0; k < kinds.size(); ++k) {
+        const auto& kd = kinds[k];
+        runs[k].push_back(rr_case(kd.name, kd.server, kd.client, kd.mode, kd.nats));
+      }
+    }
+    std::vector<RrRow> rows;
+    for (std::size_t k = 0; k < kinds.size(); ++k) {
+      RrRow row{kinds[k].name, {}};
+      for (int i = 0; i < 3; ++i) {
+        std::vector<gb::Fields> cells;
+        for (auto& r : runs[k]) cells.push_back(r.at[i]);
+        row.at[i] = gb::median(cells);
+      }
+      rows.push_back(row);
     }
     auto& f = rows[0];
-    std::printf("### 1. Request/reply, replier and requester in separate processes\n\n");
+    std::printf(
+        "### 1. Request/reply, replier and requester in separate processes (median of %d)\n\n",
+        rounds_);
     std::printf(
         "| run | p50 us @1 | x floor | p99 us @1 | x floor | req/s @1 | x floor | req/s @8 | "
         "x floor | req/s @64 | x floor |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
@@ -283,14 +309,26 @@ class Suite {
       std::string name;
       gb::Fields sent, got;
     };
-    std::vector<Row> rows(3);
-    rows[0].name = "raw PUBLISH / SUBSCRIBE";
-    rows[0].got = signal_case("raw-slot", "raw-signaller", "default", rows[0].sent);
-    rows[1].name = "library, default slot";
-    rows[1].got = signal_case("slot", "signaller", "default", rows[1].sent);
-    rows[2].name = "library, inline slot";
-    rows[2].got = signal_case("slot", "signaller", "inline", rows[2].sent);
-    std::printf("### 2. Signals, one signaller process, one slot process\n\n");
+    std::vector<Row> rows = {{"raw PUBLISH / SUBSCRIBE", {}, {}},
+                             {"library, default slot", {}, {}},
+                             {"library, inline slot", {}, {}}};
+    const char* slot_roles[] = {"raw-slot", "slot", "slot"};
+    const char* signaller_roles[] = {"raw-signaller", "signaller", "signaller"};
+    const char* modes[] = {"default", "default", "inline"};
+    std::vector<gb::Fields> sent[3], got[3];
+    for (int round = 0; round < rounds_; ++round) {
+      for (int k = 0; k < 3; ++k) {
+        gb::Fields s;
+        got[k].push_back(signal_case(slot_roles[k], signaller_roles[k], modes[k], s));
+        sent[k].push_back(s);
+      }
+    }
+    for (int k = 0; k < 3; ++k) {
+      rows[k].sent = gb::median(sent[k]);
+      rows[k].got = gb::median(got[k]);
+    }
+    std::printf("### 2. Signals, one signaller process, one slot process (median of %d)\n\n",
+                rounds_);
     std::printf(
         "| run | delivered/s | x floor | sent/s | delivered of sent |\n|---|--:|--:|--:|--:|\n");
     for (auto& r : rows) {
@@ -382,6 +420,7 @@ class Suite {
 
   bool quick_;
   double seconds_;
+  int rounds_;
   double warmup_;
   long requests_;
   std::string only_;
