@@ -24,10 +24,10 @@
 // --quick runs each case briefly (CI: the ctest bench.quick). Exit status 1
 // when a party failed (no RESULT, errors where none are expected).
 #include <netinet/in.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <functional>

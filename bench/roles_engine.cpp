@@ -43,8 +43,8 @@ bool wait_for_replier(Gilmour& g) {
 /// completions, when positive).
 class Loop {
  public:
-  Loop(Gilmour& g, Window& w, RequestOptions ro, long count)
-      : g_(g), w_(w), ro_(std::move(ro)), count_(count) {}
+  Loop(Gilmour& g, Window& w, const RequestOptions& ro, long count)
+      : g_(g), w_(w), ro_(ro), count_(count) {}
 
   void start(int inflight) {
     outstanding_ = inflight;

@@ -37,7 +37,7 @@ natsConnection* nats_connect(const Args& a) {
   if (s != NATS_OK) {
     std::fprintf(stderr, "nats: cannot connect to %s: %s\n", a.str("nats").c_str(),
                  natsStatus_GetText(s));
-    std::exit(1);
+    std::_Exit(1);  // nothing to clean up yet
   }
   return nc;
 }
