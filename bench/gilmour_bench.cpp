@@ -22,7 +22,8 @@
 // 4. memory: RSS of idle engines, and of both parties over N requests
 //    (--requests, default 1,000,000).
 // --quick runs each case briefly (CI: the ctest bench.quick). Exit status 1
-// when a party failed (no RESULT, errors where none are expected).
+// when a party failed (no RESULT, errors where none are expected), 77 when
+// no redis-server is installed (except under CI, where that fails).
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -30,6 +31,8 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -48,6 +51,9 @@ using gilmour::test::ChildProcess;
 namespace {
 
 using namespace std::chrono_literals;
+
+/// Exit status when there is no redis-server (ctest's SKIP_RETURN_CODE).
+constexpr int kSkipped = 77;
 
 int dispatch_role(const std::string& role, const gb::Args& a) {
   static const std::vector<std::pair<std::string, std::function<int(const gb::Args&)>>> roles = {
@@ -82,6 +88,21 @@ std::string fmt(double v, const char* f = "%.0f") {
 }
 std::string ratio(double v, double floor) { return floor > 0 ? fmt(v / floor, "%.2f") : "-"; }
 
+/// "date, cores, load average" for the head of the report.
+std::string machine_line() {
+  char date[32];
+  std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  ::gmtime_r(&now, &utc);
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%MZ", &utc);
+  std::ifstream in("/proc/loadavg");
+  std::string l1, l5, l15;
+  in >> l1 >> l5 >> l15;
+  return std::string("date: ") + date +
+         "  cores: " + std::to_string(std::thread::hardware_concurrency()) +
+         "  load average: " + l1 + " " + l5 + " " + l15;
+}
+
 /// The suite's settings and shared state.
 class Suite {
  public:
@@ -95,18 +116,23 @@ class Suite {
         exe_(self_exe()) {}
 
   int run() {
+    if (gilmour::test::RedisServer::binary().empty() && !gilmour::test::RedisServer::required()) {
+      std::printf("redis-server not found: the suite is skipped\n");
+      return kSkipped;
+    }
     // Slow subscribers must not be disconnected while a flood drains.
     if (!redis_.start({"--client-output-buffer-limit", "pubsub", "0", "0", "0"})) {
       std::cerr << "cannot start redis-server: " << redis_.error() << "\n";
       return 1;
     }
     start_nats();
-    std::printf("## gilmour_bench (issue 9 suite)\n\n");
+    std::printf("## gilmour_bench (issue 9 suite)\n\n%s\n\n", machine_line().c_str());
     std::fflush(stdout);
     if (wanted("rr")) request_reply();
     if (wanted("signals")) signals();
     if (wanted("exclusion")) exclusion();
     if (wanted("memory")) memory();
+    std::printf("%s\n", machine_line().c_str());
     if (failed_) std::printf("\n**Some parties failed; see stderr.**\n");
     return failed_ ? 1 : 0;
   }
