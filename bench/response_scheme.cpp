@@ -50,60 +50,19 @@
 #include <thread>
 #include <vector>
 
+#include "bench_common.hpp"
 #include "support/redis_server.hpp"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using gilmour::bench::Clock;
+using gilmour::bench::Result;
 using namespace std::chrono_literals;
 
-struct Result {
-  double throughput = 0;  // completed requests per second
-  double p50_us = 0;
-  double p99_us = 0;
-  std::size_t errors = 0;
-};
-
-double percentile(std::vector<std::uint32_t>& v, double p) {
-  if (v.empty()) return 0;
-  std::size_t k = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-  return v[k];
-}
-
-/// Collects latencies during the measuring window of a closed-loop run.
-struct Window {
-  std::atomic<bool> measuring{false};
-  std::atomic<bool> stop{false};
-  std::mutex mu;
-  std::vector<std::uint32_t> lat_us;
-  std::size_t errors = 0;
-
-  void record(Clock::time_point t0, bool ok) {
-    if (!measuring.load(std::memory_order_relaxed)) return;
-    auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
-    std::lock_guard<std::mutex> lock(mu);
-    if (ok) {
-      lat_us.push_back(static_cast<std::uint32_t>(us));
-    } else {
-      ++errors;
-    }
-  }
+/// The shared Window with this bench's 300 ms warm-up.
+struct Window : gilmour::bench::Window {
   Result measure(std::chrono::duration<double> seconds) {
-    std::this_thread::sleep_for(300ms);  // warm-up (a benchmark, not a test)
-    auto t0 = Clock::now();
-    measuring.store(true);
-    std::this_thread::sleep_for(seconds);
-    measuring.store(false);
-    auto took = std::chrono::duration<double>(Clock::now() - t0).count();
-    stop.store(true);
-    std::lock_guard<std::mutex> lock(mu);
-    Result r;
-    r.throughput = static_cast<double>(lat_us.size()) / took;
-    r.p50_us = percentile(lat_us, 0.50);
-    r.p99_us = percentile(lat_us, 0.99);
-    r.errors = errors;
-    return r;
+    return gilmour::bench::Window::measure(300ms, seconds);
   }
 };
 
@@ -137,7 +96,7 @@ Result run_engine(int port, gilmour::ResponseScheme scheme, int inflight,
     auto t0 = Clock::now();
     client.request(
         "bench.echo", nlohmann::json{{"n", 1}},
-        [&, t0](gilmour::Message m) {
+        [&, t0](const gilmour::Message& m) {
           w.record(t0, m.code() == 200);
           if (!w.stop.load()) {
             fire();
@@ -188,7 +147,7 @@ double count_engine(int port, gilmour::ResponseScheme scheme, int inflight, long
   std::condition_variable done_cv;
   std::function<void()> fire = [&] {
     if (issued.fetch_add(1) >= count) return;
-    client.request("bench.echo", nlohmann::json{{"n", 1}}, [&](gilmour::Message m) {
+    client.request("bench.echo", nlohmann::json{{"n", 1}}, [&](const gilmour::Message& m) {
       if (m.code() != 200) failed.fetch_add(1);
       if (completed.fetch_add(1) + 1 == count) {
         std::lock_guard<std::mutex> lock(done_mu);
@@ -361,7 +320,7 @@ redisContext* sync_connect(int port) {
   redisContext* c = redisConnect("127.0.0.1", port);
   if (!c || c->err) {
     std::cerr << "cannot connect to the bench redis-server\n";
-    std::exit(1);
+    std::_Exit(1);  // nothing to clean up yet
   }
   return c;
 }
