@@ -14,6 +14,7 @@
 
 #include "gilmour/backends/redis.hpp"
 #include "gilmour/error.hpp"
+#include "redis/cluster.hpp"
 #include "redis/connection.hpp"
 #include "redis/sentinel.hpp"
 
@@ -493,7 +494,16 @@ void validate(const Options& o) {
   auto bad = [](const std::string& why) {
     throw InvalidArgument("gilmour::redis: invalid option: " + why);
   };
-  if (o.sentinel_mode()) {
+  if (o.cluster_mode()) {
+    if (o.sentinel_mode() || !o.master_name.empty()) bad("cluster_nodes given with sentinels");
+    if (!o.unix_socket.empty()) bad("unix_socket cannot be used with cluster_nodes");
+    if (o.db != 0) bad("a cluster has only database 0");
+    for (const auto& n : o.cluster_nodes) {
+      if (n.host.empty()) bad("a cluster node host is empty");
+      if (n.port <= 0 || n.port > 65535)
+        bad("cluster node port " + std::to_string(n.port) + " out of range");
+    }
+  } else if (o.sentinel_mode()) {
     if (o.master_name.empty()) bad("sentinels given without a master_name");
     if (!o.unix_socket.empty()) bad("unix_socket cannot be used with sentinels");
     for (const auto& s : o.sentinels) {
@@ -525,6 +535,7 @@ void validate(const Options& o) {
 
 std::shared_ptr<Backend> make_backend(Options options) {
   validate(options);
+  if (options.cluster_mode()) return detail::make_cluster_backend(std::move(options));
   // A backend destroyed while its handles are still on a running loop (the
   // loop outlived a close() that never completed) is leaked rather than
   // freed under libuv's feet. The engine always closes it first.
