@@ -1,0 +1,250 @@
+// Redis Cluster: a real deployment (3 masters, 3 replicas, see
+// support/cluster_topology.hpp) per test. Request/reply with a group spread
+// over engines seeded on different nodes (each request handled once, lock
+// keys on several masters), signals, health and error records, no false 404
+// for a subscriber connected to another node, and a master killed under
+// traffic (every request completes exactly once, none is handled twice, new
+// requests succeed soon after the failover).
+#include <gtest/gtest.h>
+
+#include <future>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "integration/request_traffic.hpp"
+#include "integration/state_log.hpp"
+#include "support/backends.hpp"
+#include "support/cluster_topology.hpp"
+#include "support/redis_raw.hpp"
+#include "support/redis_server.hpp"
+#include "support/timing.hpp"
+
+namespace gilmour::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+class Cluster : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (RedisServer::binary().empty()) return;
+    topo_ = new ClusterTopology();
+    if (!topo_->start()) {
+      error_ = topo_->error();
+      delete topo_;
+      topo_ = nullptr;
+    }
+  }
+  static void TearDownTestSuite() {
+    delete topo_;
+    topo_ = nullptr;
+  }
+  void SetUp() override {
+    if (RedisServer::binary().empty()) {
+      if (RedisServer::required()) FAIL() << "Redis is required under CI";
+      GTEST_SKIP() << "redis-server unavailable";
+    }
+    ASSERT_NE(topo_, nullptr) << error_;
+  }
+  void TearDown() override {
+    subs_.clear();
+    for (auto& e : engines_) e->stop();
+    engines_.clear();
+  }
+
+  /// Backend options seeded with the nodes `seeds`, fast reconnection.
+  static redis::Options options(const std::vector<int>& seeds) {
+    auto o = redis::Options::from_url(topo_->url(seeds));
+    o.connect_timeout = scaled(3s);
+    o.command_timeout = scaled(2s);
+    o.reconnect_min = 20ms;
+    o.reconnect_max = 200ms;
+    return o;
+  }
+  Gilmour& started(const std::vector<int>& seeds, EngineOptions eo = test_options()) {
+    engines_.push_back(
+        std::make_unique<Gilmour>(redis::make_backend(options(seeds)), std::move(eo)));
+    engines_.back()->start();
+    return *engines_.back();
+  }
+  static RawRedis raw(int port) { return RawRedis(RawTarget{"127.0.0.1", port, "", ""}); }
+  /// CLUSTER KEYSLOT `key`, asked of a running node.
+  static int keyslot(const std::string& key) {
+    for (auto& n : topo_->nodes()) {
+      if (!n->running()) continue;
+      auto r = raw(n->port()).command({"CLUSTER", "KEYSLOT", key});
+      if (r && r->type == REDIS_REPLY_INTEGER) return static_cast<int>(r->integer);
+    }
+    return -1;
+  }
+
+  static ClusterTopology* topo_;
+  static std::string error_;
+  std::vector<std::unique_ptr<Gilmour>> engines_;
+  std::vector<Subscription> subs_;
+};
+
+ClusterTopology* Cluster::topo_ = nullptr;
+std::string Cluster::error_;
+
+TEST_F(Cluster, GroupRepliersOnDifferentSeedsAnswerEachRequestOnce) {
+  const auto masters = topo_->master_ports();
+  ASSERT_EQ(masters.size(), 3u);
+  auto& a = started({0});
+  auto& b = started({2});
+  auto& client = started({4});
+  auto topic = unique_topic("cluster");
+  std::mutex mu;
+  std::map<int, int> handled;
+  std::set<char> who;
+  auto handler = [&](char name) {
+    return [&, name](const Request& r, Response& res) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        ++handled[r.data<int>()];
+        who.insert(name);
+      }
+      res.set_data(r.data());
+    };
+  };
+  subs_.push_back(a.reply_to(topic, handler('a'), HandlerOptions{}.set_group("g")));
+  subs_.push_back(b.reply_to(topic, handler('b'), HandlerOptions{}.set_group("g")));
+  constexpr int kRequests = 300;
+  std::vector<std::future<Message>> pending;
+  for (int i = 0; i < kRequests; ++i) {
+    pending.push_back(client.request(topic, i, RequestOptions{}.set_timeout(scaled(10s))));
+  }
+  for (int i = 0; i < kRequests; ++i) {
+    auto m = pending[static_cast<std::size_t>(i)].get();
+    ASSERT_EQ(m.code(), 200) << i << ": " << m.error_text();
+    EXPECT_EQ(m.data<int>(), i);
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  for (int i = 0; i < kRequests; ++i) EXPECT_EQ(handled[i], 1) << "request " << i;
+  // The lock keys (`<sender><group>`, one per request) are spread by slot.
+  int masters_with_locks = 0;
+  for (int port : masters) {
+    auto r = raw(port).command({"DBSIZE"});
+    if (r && r->integer > 0) ++masters_with_locks;
+  }
+  EXPECT_GE(masters_with_locks, 2);
+}
+
+TEST_F(Cluster, SignalsReachExactAndWildcardSlots) {
+  auto& server = started({1});
+  auto& client = started({3});
+  auto topic = unique_topic("signals");
+  Counter exact, wild;
+  subs_.push_back(server.slot(topic + ".item", [&](const Request&) { exact.add(); }));
+  subs_.push_back(server.slot(topic + ".*", [&](const Request&) { wild.add(); }));
+  for (int i = 0; i < 20; ++i) client.signal(topic + ".item", i);
+  for (int i = 0; i < 20; ++i) client.signal(topic + ".other" + std::to_string(i), i);
+  EXPECT_TRUE(exact.wait_for(20));
+  EXPECT_TRUE(wild.wait_for(40));
+}
+
+TEST_F(Cluster, HealthAndErrorRecordsLandOnTheirSlotsMaster) {
+  auto topic = unique_topic("records");
+  auto queue = unique_topic("errq");
+  auto o = test_options();
+  o.health_check = true;
+  o.error_policy = ErrorPolicy::kQueue;
+  o.error_queue = queue;
+  auto& server = started({5}, o);
+  subs_.push_back(server.reply_to(
+      topic, [](const Request&, Response&) { throw std::runtime_error("boom"); }));
+  auto& client = started({0});
+  EXPECT_EQ(client.request_sync(topic, 1).code(), 500);
+  const int health_port = topo_->master_of_slot(keyslot("gilmour.known_host.health"));
+  const int queue_port = topo_->master_of_slot(keyslot(queue));
+  ASSERT_NE(health_port, 0);
+  ASSERT_NE(queue_port, 0);
+  EXPECT_TRUE(eventually([&] {
+    for (auto& [field, value] : raw(health_port).hash_get_all("gilmour.known_host.health")) {
+      if (field == server.health_ident()) return true;
+    }
+    return false;
+  }));
+  EXPECT_TRUE(eventually([&] { return raw(queue_port).list_range(queue).size() == 1; }));
+}
+
+TEST_F(Cluster, ConfirmSubscribersCountsSubscribersOnOtherNodes) {
+  auto& client = started({0});
+  auto topic = unique_topic("foreign");
+  const std::string channel = "gilmour.request." + topic;
+  // A foreign peer (Go, Ruby) connected to a master that does not own the
+  // channel's slot: PUBLISH on the owner counts 0 there.
+  const int owner = topo_->master_of_slot(keyslot(channel));
+  int elsewhere = 0;
+  for (int port : topo_->master_ports()) {
+    if (port != owner) elsewhere = port;
+  }
+  ASSERT_NE(elsewhere, 0);
+  RawSubscriber peer(RawTarget{"127.0.0.1", elsewhere, "", ""}, channel, false);
+  ASSERT_TRUE(peer.ok()) << peer.error();
+  auto m = client.request_sync(
+      topic, 1, RequestOptions{}.set_timeout(scaled(500ms)).set_confirm_subscribers());
+  EXPECT_NE(m.code(), 404) << m.error_text();
+  EXPECT_EQ(peer.wait_for(1).size(), 1u);
+  // Nobody anywhere: a true 404.
+  auto none = client.request_sync(unique_topic("nobody"), 1,
+                                  RequestOptions{}.set_confirm_subscribers());
+  EXPECT_EQ(none.code(), 404);
+}
+
+// Defined last, so it runs last: the suite's cluster loses a master.
+TEST_F(Cluster, KilledMasterUnderTrafficFailsOverWithEveryRequestCompletedOnce) {
+  auto server_watch = watched();
+  auto client_watch = watched();
+  auto& server = started({0, 1, 2}, server_watch.options);
+  auto& client = started({3, 4, 5}, client_watch.options);
+  auto topic = unique_topic("failover");
+  std::mutex mu;
+  std::map<int, int> handled;
+  subs_.push_back(server.reply_to(topic, [&](const Request& r, Response& res) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ++handled[r.data<int>()];
+    }
+    res.set_data(r.data());
+  }));
+  RequestTraffic traffic(client, topic, *client_watch.log, scaled(750ms));
+  ASSERT_TRUE(traffic.wait_ok(100, 10s));
+
+  // The master holding the replier's subscription (the channel's slot).
+  const int victim = topo_->master_of_slot(keyslot("gilmour.request." + topic));
+  ASSERT_NE(victim, 0);
+  const auto killed = Clock::now();
+  topo_->kill_port(victim);
+  ASSERT_TRUE(server_watch.log->wait_for(kLost, 1, 5s));
+  ASSERT_TRUE(topo_->wait_failed_over(victim, ClusterTopology::kNodeTimeout * 2 + 10s));
+  const auto switched = Clock::now();
+  traffic.mark_new();
+  auto first_ok = traffic.wait_first_new_ok(switched + scaled(2s));
+  ASSERT_NE(first_ok, Clock::time_point{})
+      << "no successful request within " << scaled(2s).count() << " ms of the failover";
+  auto ms = [](Clock::duration d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  };
+  std::cout << "[ failover ] slots moved " << ms(switched - killed)
+            << " ms after the kill; first new success " << ms(first_ok - switched)
+            << " ms after that (" << ms(first_ok - killed) << " ms after the kill)\n";
+  ASSERT_TRUE(server_watch.log->wait_for(kBack, 1, 5s));
+  ASSERT_TRUE(traffic.wait_ok(traffic.ok_total() + 100, 10s));
+  traffic.stop();
+  ASSERT_TRUE(traffic.wait_all_completed(5s));
+
+  expect_each_completed_once(traffic, "cluster failover");
+  std::lock_guard<std::mutex> lock(mu);
+  for (auto& [i, cs] : traffic.codes()) {
+    EXPECT_LE(handled[i], 1) << "request " << i << " handled " << handled[i] << " times";
+    if (cs == std::vector<int>{200}) {
+      EXPECT_EQ(handled[i], 1) << "request " << i << " answered but not handled";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace gilmour::test
