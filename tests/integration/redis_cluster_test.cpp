@@ -194,6 +194,52 @@ TEST_F(Cluster, ConfirmSubscribersCountsSubscribersOnOtherNodes) {
   EXPECT_EQ(none.code(), 404);
 }
 
+TEST_F(Cluster, AskAndMovedAreFollowedWhileASlotMigrates) {
+  auto queue = unique_topic("migrating");
+  const int slot = keyslot(queue);
+  const int from = topo_->master_of_slot(slot);
+  int to = 0;
+  for (int port : topo_->master_ports()) {
+    if (port != from) to = port;
+  }
+  ASSERT_NE(from, 0);
+  ASSERT_NE(to, 0);
+  auto id = [](int port) {
+    auto r = raw(port).command({"CLUSTER", "MYID"});
+    return r && r->str ? std::string(r->str, r->len) : std::string();
+  };
+  const std::string from_id = id(from), to_id = id(to);
+  auto o = test_options();
+  o.error_policy = ErrorPolicy::kQueue;
+  o.error_queue = queue;
+  auto topic = unique_topic("migrating");
+  auto& server = started({0}, o);
+  subs_.push_back(server.reply_to(
+      topic, [](const Request&, Response&) { throw std::runtime_error("boom"); }));
+  auto& client = started({1});
+  auto setslot = [&](int port, const std::string& how, const std::string& node) {
+    auto r = raw(port).command({"CLUSTER", "SETSLOT", std::to_string(slot), how, node});
+    ASSERT_TRUE(r && r->type == REDIS_REPLY_STATUS) << port << " " << how;
+  };
+  // Migrating: the old owner answers ASK for a key it does not hold.
+  setslot(to, "IMPORTING", from_id);
+  setslot(from, "MIGRATING", to_id);
+  EXPECT_EQ(client.request_sync(topic, 1).code(), 500);
+  auto on_target = [&](bool asking) {
+    auto r = raw(to);
+    if (asking) r.command({"ASKING"});
+    auto l = r.command({"LLEN", queue});
+    return l && l->type == REDIS_REPLY_INTEGER ? l->integer : -1;
+  };
+  EXPECT_TRUE(eventually([&] { return on_target(true) == 1; }));
+  // Migrated: the old owner answers MOVED; the backend's map was stale.
+  setslot(to, "NODE", to_id);
+  setslot(from, "NODE", to_id);
+  EXPECT_EQ(client.request_sync(topic, 2).code(), 500);
+  EXPECT_TRUE(eventually([&] { return on_target(false) == 2; }));
+  EXPECT_EQ(server.stats().errors_reported, 2u);
+}
+
 // Defined last, so it runs last: the suite's cluster loses a master.
 TEST_F(Cluster, KilledMasterUnderTrafficFailsOverWithEveryRequestCompletedOnce) {
   auto server_watch = watched();
