@@ -16,6 +16,7 @@
 #include "gilmour/error.hpp"
 #include "redis/cluster.hpp"
 #include "redis/connection.hpp"
+#include "redis/deferral.hpp"
 #include "redis/sentinel.hpp"
 
 namespace gilmour::redis {
@@ -57,14 +58,14 @@ class RedisBackend final : public Backend,
   /// True when nothing of this backend is on any loop (never opened, or
   /// closed): then it may be destroyed.
   bool quiescent() const noexcept {
-    return phase_ == Phase::kIdle && !defer_open_ && cmd_.closed() && sub_.closed() &&
+    return phase_ == Phase::kIdle && !defer_.open() && cmd_.closed() && sub_.closed() &&
            (!sentinel_ || sentinel_->closed());
   }
 
   // ------------------------------------------------------------ Backend
 
   void open(IoContext& io, BackendListener& listener, StatusCallback done) override {
-    if (phase_ != Phase::kIdle || defer_open_) {
+    if (phase_ != Phase::kIdle || defer_.open()) {
       io.post([done] { done(Status::error("gilmour::redis: open(): already open")); });
       return;
     }
@@ -75,9 +76,7 @@ class RedisBackend final : public Backend,
       io.post([done] { done(Status::error("gilmour::redis: the I/O context has no libuv loop")); });
       return;
     }
-    uv_timer_init(loop_, &defer_timer_);
-    defer_timer_.data = this;
-    defer_open_ = true;
+    defer_.init(loop_, io);
     cmd_.init(loop_);
     sub_.init(loop_);
     phase_ = Phase::kOpening;
@@ -93,7 +92,7 @@ class RedisBackend final : public Backend,
   }
 
   void close(StatusCallback done) override {
-    if (phase_ == Phase::kIdle && !defer_open_) {
+    if (phase_ == Phase::kIdle && !defer_.open()) {
       if (io_) {
         io_->post([done] { done(Status()); });
       } else {
@@ -405,52 +404,20 @@ class RedisBackend final : public Backend,
 
   // ------------------------------------------------------------ deferral
 
-  /// Runs `fn` on the loop soon, never inside the current call. Deferred
-  /// callbacks all run before close() reports done.
-  void later(std::function<void()> fn) {
-    if (defer_open_ && !defer_closing_) {
-      deferred_.push_back(std::move(fn));
-      if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&defer_timer_))) {
-        uv_timer_start(&defer_timer_, on_defer, 0, 0);
-      }
-    } else if (io_) {
-      io_->post(std::move(fn));
-    }
-  }
-
-  static void on_defer(uv_timer_t* t) { static_cast<RedisBackend*>(t->data)->run_deferred(); }
-
-  void run_deferred() noexcept {
-    while (!deferred_.empty()) {
-      auto batch = std::move(deferred_);
-      deferred_.clear();
-      for (auto& fn : batch) {
-        try {
-          fn();
-        } catch (...) {  // callbacks must not throw; never unwind into libuv
-        }
-      }
-    }
-  }
+  /// Runs `fn` on the loop soon, never inside the current call (Deferral).
+  void later(std::function<void()> fn) { defer_.later(std::move(fn)); }
 
   /// close(): once both connections are closed, run what is deferred, close
   /// the deferral timer, and report done from its close callback.
   void maybe_closed() {
-    if (phase_ != Phase::kClosing || !cmd_.closed() || !sub_.closed() || defer_closing_ ||
+    if (phase_ != Phase::kClosing || !cmd_.closed() || !sub_.closed() || defer_.closing() ||
         (sentinel_ && !sentinel_->closed())) {
       return;
     }
-    run_deferred();
-    uv_timer_stop(&defer_timer_);
-    defer_closing_ = true;
-    uv_close(reinterpret_cast<uv_handle_t*>(&defer_timer_), [](uv_handle_t* h) {
-      auto* self = static_cast<RedisBackend*>(h->data);
-      self->run_deferred();
-      self->defer_open_ = false;
-      self->defer_closing_ = false;
-      self->phase_ = Phase::kIdle;
-      auto d = std::move(self->close_done_);
-      self->close_done_ = nullptr;
+    defer_.close([this] {
+      phase_ = Phase::kIdle;
+      auto d = std::move(close_done_);
+      close_done_ = nullptr;
       try {
         if (d) d(Status());
       } catch (...) {
@@ -484,10 +451,7 @@ class RedisBackend final : public Backend,
   std::size_t restoring_ = 0;  // re-subscriptions not yet confirmed
   std::unordered_set<std::string> channels_;
   std::unordered_set<std::string> patterns_;
-  uv_timer_t defer_timer_{};
-  bool defer_open_ = false;     // defer_timer_ is initialised and not closed
-  bool defer_closing_ = false;  // uv_close(defer_timer_) called
-  std::vector<std::function<void()>> deferred_;
+  detail::Deferral defer_;
 };
 
 void validate(const Options& o) {
