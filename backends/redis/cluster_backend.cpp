@@ -156,6 +156,7 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
   explicit ClusterBackend(Options options) : opts_(std::move(options)), slots_(kClusterSlots) {
     address_ = opts_.address();
     for (const auto& seed : opts_.cluster_nodes) node_for(seed.host, seed.port);
+    seeds_ = nodes_.size();
   }
   ~ClusterBackend() override = default;
 
@@ -187,7 +188,9 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
     timers_open_ = 2;
     phase_ = Phase::kOpening;
     open_done_ = std::move(done);
+    seed_errors_.clear();
     for (auto& n : nodes_) {
+      n->cmd_lost = false;
       n->cmd.init(loop_);
       n->sub.init(loop_);
       n->cmd.connect();  // the seeds: the first ready one is asked for the map
@@ -367,9 +370,7 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
 
   /// True when every slot has a master whose connections are both ready.
   bool all_ready() const {
-    if (std::any_of(slots_.begin(), slots_.end(), [](Node* n) { return n == nullptr; })) {
-      return false;
-    }
+    if (uncovered_ != 0) return false;
     return std::all_of(nodes_.begin(), nodes_.end(), [](const auto& n) {
       return !n->in_map || (n->cmd.ready() && n->sub.ready());
     });
@@ -416,7 +417,9 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
         reconcile();  // subscriptions of the lost node wait on another one
       }
     } else if (phase_ == Phase::kOpening && !map_loaded_) {
-      c.reconnect_later();  // a seed: try again until the open deadline
+      seed_errors_ += (seed_errors_.empty() ? "" : "; ") + why;
+      if (every_seed_failed()) return fail_open("no cluster seed answered: " + seed_errors_);
+      c.reconnect_later();  // another seed may answer
     }
   }
 
@@ -454,14 +457,24 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
     d(Status());
   }
 
+  /// True when the command connection of every seed failed at least once.
+  bool every_seed_failed() const {
+    return std::all_of(nodes_.begin(), nodes_.begin() + static_cast<std::ptrdiff_t>(seeds_),
+                       [](const auto& n) { return n->cmd_lost; });
+  }
+
   void open_timed_out() {
     if (phase_ != Phase::kOpening) return;
+    fail_open("cannot reach redis " + address_ + " within " +
+              std::to_string(opts_.connect_timeout.count()) + " ms" +
+              (map_loaded_ ? " (slot map read, not every master reachable)" : " (no slot map)") +
+              (last_error_.empty() ? "" : ": " + last_error_));
+  }
+
+  /// The first outcome decides open(); the backend stays down until close().
+  void fail_open(const std::string& why) {
     phase_ = Phase::kFailed;
-    std::string why = "cannot reach redis " + address_ + " within " +
-                      std::to_string(opts_.connect_timeout.count()) + " ms" +
-                      (map_loaded_ ? " (slot map read, not every master reachable)"
-                                   : " (no slot map)") +
-                      (last_error_.empty() ? "" : ": " + last_error_);
+    uv_timer_stop(&open_timer_);
     for (auto& n : nodes_) {
       fail_waiting(*n, Status::error(StatusCode::kNotConnected, why));
       n->cmd.abort(why);
@@ -537,6 +550,7 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
       n->in_map = true;
       std::fill(slots_.begin() + r.first, slots_.begin() + r.last + 1, n);
     }
+    uncovered_ = static_cast<std::size_t>(std::count(slots_.begin(), slots_.end(), nullptr));
     map_loaded_ = true;
     connect_masters();
     if (phase_ == Phase::kOpen) reconcile();
@@ -646,6 +660,7 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
     if (!ask) {
       // The slot has moved for good: note it now, read the whole map soon.
       target->in_map = true;
+      if (!slots_[static_cast<std::size_t>(slot)] && uncovered_ > 0) --uncovered_;
       slots_[static_cast<std::size_t>(slot)] = target;
       connect_masters();
       refresh_soon(0);
@@ -814,6 +829,7 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
       phase_ = Phase::kIdle;
       for (auto& n : nodes_) n->in_map = false;
       std::fill(slots_.begin(), slots_.end(), nullptr);
+      uncovered_ = kClusterSlots;
       map_loaded_ = false;
       restoring_ = 0;
       down_reported_ = false;
@@ -835,10 +851,13 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
   std::vector<std::unique_ptr<Node>> nodes_;  // seeds first; never shrinks
   std::vector<Node*> slots_;                  // slot -> master (null: unknown)
   bool map_loaded_ = false;
+  std::size_t uncovered_ = kClusterSlots;  // slots without a master in slots_
   bool refresh_wanted_ = false;
   bool refreshing_ = false;
   std::size_t next_ask_ = 0;
   std::string last_error_;
+  std::string seed_errors_;  // why each seed failed before a map was read
+  std::size_t seeds_ = 0;    // nodes_[0, seeds_) are the seeds
   uv_timer_t refresh_timer_{};
   uv_timer_t open_timer_{};
   int timers_open_ = 0;

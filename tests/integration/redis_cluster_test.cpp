@@ -6,6 +6,7 @@
 // traffic (every request completes exactly once, none is handled twice, new
 // requests succeed soon after the failover).
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <future>
 #include <iostream>
@@ -16,6 +17,7 @@
 #include "integration/request_traffic.hpp"
 #include "integration/state_log.hpp"
 #include "support/backends.hpp"
+#include "support/child_process.hpp"
 #include "support/cluster_topology.hpp"
 #include "support/redis_raw.hpp"
 #include "support/redis_server.hpp"
@@ -239,6 +241,32 @@ TEST_F(Cluster, AskAndMovedAreFollowedWhileASlotMigrates) {
   EXPECT_TRUE(eventually([&] { return on_target(false) == 2; }));
   EXPECT_EQ(server.stats().errors_reported, 2u);
 }
+
+TEST_F(Cluster, DeadSeedsFailStartClearly) {
+  auto o = redis::Options::from_url("redis-cluster://:Sup3rSecretPw@127.0.0.1:" +
+                                    std::to_string(free_port()) + ",127.0.0.1:" +
+                                    std::to_string(free_port()));
+  o.connect_timeout = scaled(3s);
+  const auto t0 = Clock::now();
+  auto err = start_error(redis::make_backend(o));
+  EXPECT_NE(err.find("no cluster seed answered"), std::string::npos) << err;
+  EXPECT_NE(err.find("Connection refused"), std::string::npos) << err;
+  EXPECT_EQ(err.find("Secret"), std::string::npos) << err;
+  EXPECT_LT(Clock::now() - t0, o.connect_timeout);  // no need to wait for the deadline
+}
+
+#if defined(GILMOUR_ECHO_SERVER) && defined(GILMOUR_ECHO_CLIENT)
+TEST_F(Cluster, ExamplesTakeTheClusterUrl) {
+  ChildProcess server({GILMOUR_ECHO_SERVER, "--redis", topo_->url({0}), "--no-health"});
+  ASSERT_TRUE(server.started());
+  ASSERT_TRUE(server.wait_for_output("(group _default)\n"));
+  auto r = run_program({GILMOUR_ECHO_CLIENT, "--redis", topo_->url({3}), "hello"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("Pong hello"), std::string::npos) << r.out << r.err;
+  server.signal(SIGTERM);
+  EXPECT_EQ(server.wait().exit_code, 0);
+}
+#endif
 
 // Defined last, so it runs last: the suite's cluster loses a master.
 TEST_F(Cluster, KilledMasterUnderTrafficFailsOverWithEveryRequestCompletedOnce) {
