@@ -16,8 +16,6 @@
 //   (messages still arrive: broadcast) and moves back once it is up. A
 //   PUBLISH answered 0 is counted again over every master (PUBSUB NUMSUB),
 //   so that subscribers on other nodes count (Go/Ruby peers: no false 404).
-#include "redis/cluster.hpp"
-
 #include <uv.h>
 
 #include <algorithm>
@@ -28,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "redis/cluster.hpp"
 #include "redis/cluster_slot.hpp"
 #include "redis/connection.hpp"
 #include "redis/deferral.hpp"
@@ -144,8 +143,8 @@ struct Node {
   std::string addr;
   Connection cmd;
   Connection sub;
-  bool in_map = false;    // a master of the current slot map
-  bool cmd_lost = false;  // cmd failed since it was last ready (or never was)
+  bool in_map = false;                       // a master of the current slot map
+  bool cmd_lost = false;                     // cmd failed since it was last ready (or never was)
   std::unordered_set<std::string> channels;  // subscribed (sent) on sub
   std::unordered_set<std::string> patterns;
   std::vector<CmdPtr> waiting;  // for cmd's first connection
@@ -497,8 +496,8 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
     }
     if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&refresh_timer_))) {
       uv_timer_start(
-          &refresh_timer_,
-          [](uv_timer_t* t) { static_cast<ClusterBackend*>(t->data)->refresh(); }, ms, 0);
+          &refresh_timer_, [](uv_timer_t* t) { static_cast<ClusterBackend*>(t->data)->refresh(); },
+          ms, 0);
     }
   }
 
@@ -580,8 +579,8 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
   void dispatch(const CmdPtr& cmd, Node* n) {
     if (phase_ != Phase::kOpen) return fail_cmd(*cmd, not_open());
     if (!n) {
-      return fail_cmd(*cmd, not_connected("no reachable master for slot " +
-                                          std::to_string(cmd->slot)));
+      return fail_cmd(*cmd,
+                      not_connected("no reachable master for slot " + std::to_string(cmd->slot)));
     }
     if (n->cmd.ready()) return write(cmd, *n);
     if (!n->cmd_lost && n->in_map && n->waiting.size() < kMaxWaiting) {
@@ -630,8 +629,8 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
   }
 
   template <typename... A>
-  std::function<void(const Status&, A...)> wrap_fn(const CmdPtr& cmd,
-                                                   const std::function<void(const Status&, A...)>*) {
+  std::function<void(const Status&, A...)> wrap_fn(
+      const CmdPtr& cmd, const std::function<void(const Status&, A...)>*) {
     return [this, cmd](const Status& st, A... a) {
       if (!st && redirected(cmd, st)) return;
       auto& user = std::get<std::function<void(const Status&, A...)>>(cmd->cb);
@@ -765,9 +764,9 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
         if (holder) send_subscription(*holder, false, name, pattern, nullptr);
         ++restoring_;
         send_subscription(*target, true, name, pattern, StatusCallback([this](const Status&) {
-                            if (restoring_ > 0) --restoring_;
-                            check_reconnected();
-                          }));
+          if (restoring_ > 0) --restoring_;
+          check_reconnected();
+        }));
       }
     }
   }

@@ -42,8 +42,6 @@ inline std::string_view hash_tag(std::string_view key) noexcept {
 }
 
 /// The cluster slot of `key` (0..16383).
-inline int slot_of(std::string_view key) noexcept {
-  return crc16(hash_tag(key)) % kClusterSlots;
-}
+inline int slot_of(std::string_view key) noexcept { return crc16(hash_tag(key)) % kClusterSlots; }
 
 }  // namespace gilmour::redis::detail

@@ -155,8 +155,8 @@ TEST_F(Cluster, HealthAndErrorRecordsLandOnTheirSlotsMaster) {
   o.error_policy = ErrorPolicy::kQueue;
   o.error_queue = queue;
   auto& server = started({5}, o);
-  subs_.push_back(server.reply_to(
-      topic, [](const Request&, Response&) { throw std::runtime_error("boom"); }));
+  subs_.push_back(
+      server.reply_to(topic, [](const Request&, Response&) { throw std::runtime_error("boom"); }));
   auto& client = started({0});
   EXPECT_EQ(client.request_sync(topic, 1).code(), 500);
   const int health_port = topo_->master_of_slot(keyslot("gilmour.known_host.health"));
@@ -191,8 +191,8 @@ TEST_F(Cluster, ConfirmSubscribersCountsSubscribersOnOtherNodes) {
   EXPECT_NE(m.code(), 404) << m.error_text();
   EXPECT_EQ(peer.wait_for(1).size(), 1u);
   // Nobody anywhere: a true 404.
-  auto none = client.request_sync(unique_topic("nobody"), 1,
-                                  RequestOptions{}.set_confirm_subscribers());
+  auto none =
+      client.request_sync(unique_topic("nobody"), 1, RequestOptions{}.set_confirm_subscribers());
   EXPECT_EQ(none.code(), 404);
 }
 
@@ -216,8 +216,8 @@ TEST_F(Cluster, AskAndMovedAreFollowedWhileASlotMigrates) {
   o.error_queue = queue;
   auto topic = unique_topic("migrating");
   auto& server = started({0}, o);
-  subs_.push_back(server.reply_to(
-      topic, [](const Request&, Response&) { throw std::runtime_error("boom"); }));
+  subs_.push_back(
+      server.reply_to(topic, [](const Request&, Response&) { throw std::runtime_error("boom"); }));
   auto& client = started({1});
   auto setslot = [&](int port, const std::string& how, const std::string& node) {
     auto r = raw(port).command({"CLUSTER", "SETSLOT", std::to_string(slot), how, node});
@@ -243,9 +243,9 @@ TEST_F(Cluster, AskAndMovedAreFollowedWhileASlotMigrates) {
 }
 
 TEST_F(Cluster, DeadSeedsFailStartClearly) {
-  auto o = redis::Options::from_url("redis-cluster://:Sup3rSecretPw@127.0.0.1:" +
-                                    std::to_string(free_port()) + ",127.0.0.1:" +
-                                    std::to_string(free_port()));
+  auto o = redis::Options::from_url(
+      "redis-cluster://:Sup3rSecretPw@127.0.0.1:" + std::to_string(free_port()) +
+      ",127.0.0.1:" + std::to_string(free_port()));
   o.connect_timeout = scaled(3s);
   const auto t0 = Clock::now();
   auto err = start_error(redis::make_backend(o));
@@ -306,8 +306,8 @@ TEST_F(Cluster, KilledMasterUnderTrafficFailsOverWithEveryRequestCompletedOnce) 
   };
   std::cout << "[ failover ] slots moved " << ms(switched - killed)
             << " ms after the kill; first new success " << ms(first_ok - switched)
-            << " ms after that (" << ms(first_ok - killed) << " ms after the kill); "
-            << ok_during << " requests succeeded between the kill and the move\n";
+            << " ms after that (" << ms(first_ok - killed) << " ms after the kill); " << ok_during
+            << " requests succeeded between the kill and the move\n";
   ASSERT_TRUE(server_watch.log->wait_for(kBack, 1, 5s));
   ASSERT_TRUE(traffic.wait_ok(traffic.ok_total() + 100, 10s));
   traffic.stop();

@@ -1,9 +1,9 @@
 // Redis Cluster key slots (backends/redis/cluster_slot.hpp): CRC16-XMODEM and
 // the hash-tag rule, against the known vectors of the Redis Cluster
 // specification and values CLUSTER KEYSLOT gives.
-#include <gtest/gtest.h>
-
 #include "redis/cluster_slot.hpp"
+
+#include <gtest/gtest.h>
 
 namespace gilmour::redis::detail {
 namespace {

@@ -262,13 +262,13 @@ TEST(RedisClusterUrl, SeedsAndCredentials) {
 
 TEST(RedisClusterUrl, BadFormsThrowInvalidArgument) {
   for (const char* bad : {
-           "redis-cluster://",                 // nothing
-           "redis-cluster://h1,,h2",           // empty node
-           "redis-cluster://h1:x",             // bad port
-           "redis-cluster://h1:70000",         // port out of range
-           "redis-cluster://h1:7000/2",        // a database
-           "redis-cluster://h1:7000?db=1",     // a database
-           "redis-cluster://h1?nope=1",        // unknown parameter
+           "redis-cluster://",                    // nothing
+           "redis-cluster://h1,,h2",              // empty node
+           "redis-cluster://h1:x",                // bad port
+           "redis-cluster://h1:70000",            // port out of range
+           "redis-cluster://h1:7000/2",           // a database
+           "redis-cluster://h1:7000?db=1",        // a database
+           "redis-cluster://h1?nope=1",           // unknown parameter
            "redis-cluster://h1?sentinel_user=x",  // a sentinel parameter
        }) {
     EXPECT_THROW(Options::from_url(bad), InvalidArgument) << bad;
@@ -296,8 +296,8 @@ TEST(RedisClusterUrl, PasswordsAreRedacted) {
   EXPECT_EQ(b->describe().find("Secret"), std::string::npos) << b->describe();
   EXPECT_NE(b->describe().find("h1:7000"), std::string::npos) << b->describe();
   for (const char* bad : {
-           "redis-cluster://:Sup3rSecretPw@h1:x",           // bad port
-           "redis-cluster://:Sup3rSecretPw@h1:7000/3",      // a database
+           "redis-cluster://:Sup3rSecretPw@h1:x",             // bad port
+           "redis-cluster://:Sup3rSecretPw@h1:7000/3",        // a database
            "redis-cluster://h1?password=Sup3rSecretPw&db=x",  // bad db after it
        }) {
     auto what = from_url_error(bad);
