@@ -19,6 +19,7 @@
 #include "support/backends.hpp"
 #include "support/child_process.hpp"
 #include "support/cluster_topology.hpp"
+#include "support/log_watch.hpp"
 #include "support/redis_raw.hpp"
 #include "support/redis_server.hpp"
 #include "support/timing.hpp"
@@ -240,6 +241,39 @@ TEST_F(Cluster, AskAndMovedAreFollowedWhileASlotMigrates) {
   EXPECT_EQ(client.request_sync(topic, 2).code(), 500);
   EXPECT_TRUE(eventually([&] { return on_target(false) == 2; }));
   EXPECT_EQ(server.stats().errors_reported, 2u);
+}
+
+TEST_F(Cluster, ARedirectionLoopFailsTheCommandAfterFiveRedirections) {
+  // The owner says ASK (migrating to a node that is not importing), that
+  // node says MOVED back to the owner: a loop only the bound ends.
+  auto queue = unique_topic("loop");
+  const int slot = keyslot(queue);
+  const int owner = topo_->master_of_slot(slot);
+  int other = 0;
+  for (int port : topo_->master_ports()) {
+    if (port != owner) other = port;
+  }
+  ASSERT_NE(owner, 0);
+  ASSERT_NE(other, 0);
+  auto other_id = raw(other).command({"CLUSTER", "MYID"});
+  ASSERT_TRUE(other_id && other_id->str);
+  auto [log, logger] = LogWatch::make("loop");
+  auto o = test_options();
+  o.error_policy = ErrorPolicy::kQueue;
+  o.error_queue = queue;
+  o.logger = logger;
+  auto topic = unique_topic("loop");
+  auto& server = started({0}, o);
+  subs_.push_back(
+      server.reply_to(topic, [](const Request&, Response&) { throw std::runtime_error("boom"); }));
+  auto& client = started({1});
+  auto r = raw(owner).command({"CLUSTER", "SETSLOT", std::to_string(slot), "MIGRATING",
+                               std::string(other_id->str, other_id->len)});
+  ASSERT_TRUE(r && r->type == REDIS_REPLY_STATUS);
+  EXPECT_EQ(client.request_sync(topic, 1).code(), 500);
+  EXPECT_TRUE(log->wait_for("after 5 redirections (last: MOVED " + std::to_string(slot), 1, 10s));
+  EXPECT_EQ(server.stats().publish_failures, 1u);
+  raw(owner).command({"CLUSTER", "SETSLOT", std::to_string(slot), "STABLE"});
 }
 
 TEST_F(Cluster, DeadSeedsFailStartClearly) {
