@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_set>
@@ -126,6 +127,7 @@ struct Cmd {
   OpKind kind = OpKind::kStatus;
   OpCallback cb;
   int slot = 0;
+  std::uint64_t seq = 0;  // issue order: callbacks run in this order
   int redirects = 0;
   bool asking = false;  // the next send is preceded by ASKING
   std::string last_redirect;
@@ -571,15 +573,16 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
     cmd->kind = kind;
     cmd->cb = std::move(done);
     cmd->slot = slot_of(key);
+    cmd->seq = next_issued_++;
     dispatch(cmd, slots_[static_cast<std::size_t>(cmd->slot)]);
   }
 
   /// Sends `cmd` to `n`: now when ready, after the first connection of a
   /// new node, else fails it.
   void dispatch(const CmdPtr& cmd, Node* n) {
-    if (phase_ != Phase::kOpen) return fail_cmd(*cmd, not_open());
+    if (phase_ != Phase::kOpen) return fail_cmd(cmd, not_open());
     if (!n) {
-      return fail_cmd(*cmd,
+      return fail_cmd(cmd,
                       not_connected("no reachable master for slot " + std::to_string(cmd->slot)));
     }
     if (n->cmd.ready()) return write(cmd, *n);
@@ -587,9 +590,9 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
       n->waiting.push_back(cmd);  // a node just learnt of: it is connecting
       return;
     }
-    fail_cmd(*cmd, Status::error(StatusCode::kNotConnected,
-                                 "not connected to redis " + n->addr + " (slot " +
-                                     std::to_string(cmd->slot) + ", reconnecting)"));
+    fail_cmd(cmd, Status::error(StatusCode::kNotConnected,
+                                "not connected to redis " + n->addr + " (slot " +
+                                    std::to_string(cmd->slot) + ", reconnecting)"));
   }
 
   void write(const CmdPtr& cmd, Node& n) {
@@ -607,8 +610,8 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
       const bool last = i + 1 == cmd->parts.size();
       op.kind = last ? cmd->kind : OpKind::kCarry;
       if (last) op.cb = wrap(cmd);
-      if (!n.cmd.send(op)) {
-        if (last) fail_cmd(*cmd, not_connected(""));
+      if (!n.cmd.send(op)) {  // the last part (with the callback) was not sent
+        fail_cmd(cmd, not_connected(""));
         return;
       }
     }
@@ -633,8 +636,10 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
       const CmdPtr& cmd, const std::function<void(const Status&, A...)>*) {
     return [this, cmd](const Status& st, A... a) {
       if (!st && redirected(cmd, st)) return;
-      auto& user = std::get<std::function<void(const Status&, A...)>>(cmd->cb);
-      if (user) user(st, std::move(a)...);
+      finish(*cmd, [cmd, st, a...]() mutable {
+        auto& user = std::get<std::function<void(const Status&, A...)>>(cmd->cb);
+        if (user) user(st, std::move(a)...);
+      });
     };
   }
 
@@ -648,10 +653,10 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
     if (!parse_redirect(st.message(), ask, slot, host, port)) return false;
     if (phase_ != Phase::kOpen) return false;
     if (++cmd->redirects > kMaxRedirections) {
-      fail_cmd(*cmd, Status::error(StatusCode::kServerError,
-                                   "redis cluster: gave up on slot " + std::to_string(cmd->slot) +
-                                       " after " + std::to_string(kMaxRedirections) +
-                                       " redirections (last: " + st.message() + ")"));
+      fail_cmd(cmd, Status::error(StatusCode::kServerError,
+                                  "redis cluster: gave up on slot " + std::to_string(cmd->slot) +
+                                      " after " + std::to_string(kMaxRedirections) +
+                                      " redirections (last: " + st.message() + ")"));
       return true;
     }
     Node* target = node_for(host, port);
@@ -677,13 +682,40 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
   void fail_waiting(Node& n, const Status& st) {
     auto waiting = std::move(n.waiting);
     n.waiting.clear();
-    for (auto& cmd : waiting) fail_cmd(*cmd, st);
+    for (auto& cmd : waiting) fail_cmd(cmd, st);
   }
 
-  void fail_cmd(Cmd& cmd, const Status& st) {
-    Op op;
-    op.cb = cmd.cb;
-    defer_.later([op, st]() mutable { fail_op(op, st); });
+  /// Fails `cmd` with `st` (from the loop, never inside the current call).
+  void fail_cmd(const CmdPtr& cmd, const Status& st) {
+    defer_.later([this, cmd, st] {
+      finish(*cmd, [cmd, st] {
+        Op op;
+        op.cb = cmd->cb;
+        fail_op(op, st);
+      });
+    });
+  }
+
+  /// Runs the user's callback of `cmd` (`call`) once every command issued
+  /// before it has run its own: keyed commands go to different masters and
+  /// their replies come back in any order, but the engine expects them in
+  /// issue order, as on one connection (the exclusion locks of an ordered
+  /// handler, the byte bound of a queue). A slow master so delays the
+  /// callbacks of later commands, by at most command_timeout.
+  void finish(const Cmd& cmd, std::function<void()> call) {
+    finished_.emplace(cmd.seq, std::move(call));
+    if (draining_) return;
+    draining_ = true;
+    while (!finished_.empty() && finished_.begin()->first == next_finished_) {
+      auto fn = std::move(finished_.begin()->second);
+      finished_.erase(finished_.begin());
+      ++next_finished_;
+      try {
+        fn();
+      } catch (...) {  // callbacks must not throw
+      }
+    }
+    draining_ = false;
   }
 
   void send_on(Node& n, Op& op) {
@@ -866,6 +898,10 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
   std::size_t restoring_ = 0;  // re-subscriptions not yet confirmed
   std::unordered_set<std::string> channels_;
   std::unordered_set<std::string> patterns_;
+  std::uint64_t next_issued_ = 0;                            // the next keyed command's seq
+  std::uint64_t next_finished_ = 0;                          // the seq whose callback runs next
+  std::map<std::uint64_t, std::function<void()>> finished_;  // callbacks waiting their turn
+  bool draining_ = false;
   Deferral defer_;
 };
 
