@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -40,6 +41,9 @@ namespace {
 constexpr int kMaxRedirections = 5;
 /// How often the map is read again while a slot has no reachable master.
 constexpr std::uint64_t kDegradedRefreshMs = 250;
+/// The protocol's response channels (PROTOCOL.md): publishes whose
+/// receiver count the engine ignores.
+constexpr std::string_view kResponsePrefix = "gilmour.response.";
 /// Commands waiting for a new node's first connection, at most (per node).
 constexpr std::size_t kMaxWaiting = 4096;
 
@@ -282,8 +286,11 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
     n->cmd.writer().begin(3).arg("PUBLISH").arg(channel).arg(payload);
     Op op;
     op.kind = OpKind::kCount;
-    op.cb = CountCallback([this, channel, done](const Status& st, std::int64_t count) {
-      if (st && count == 0 && phase_ == Phase::kOpen) {
+    // A response's count is never read (the protocol's response channels
+    // are matched by the requester's pattern, on slot 0's master): no re-count.
+    const bool recount = channel.compare(0, kResponsePrefix.size(), kResponsePrefix) != 0;
+    op.cb = CountCallback([this, channel, done, recount](const Status& st, std::int64_t count) {
+      if (recount && st && count == 0 && phase_ == Phase::kOpen) {
         count_everywhere(channel, done);  // subscribers on other nodes count too
         return;
       }
