@@ -279,16 +279,18 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
   }
 
   void publish(const std::string& channel, std::string payload, CountCallback done) override {
-    // PUBLISH is broadcast: any ready master will do when the slot's is not.
-    Node* n = slots_[static_cast<std::size_t>(slot_of(channel))];
+    // A response goes where the requesters' patterns are (slot 0's master):
+    // delivered there without a hop over the cluster bus. Its count is never
+    // read, so it is not re-counted either.
+    const bool response = channel.compare(0, kResponsePrefix.size(), kResponsePrefix) == 0;
+    const bool recount = !response;
+    // PUBLISH is broadcast: any ready master will do when the chosen one is not.
+    Node* n = slots_[response ? 0 : static_cast<std::size_t>(slot_of(channel))];
     if (!n || !n->cmd.ready()) n = any_ready_master();
     if (phase_ != Phase::kOpen || !n) return reject(std::move(done));
     n->cmd.writer().begin(3).arg("PUBLISH").arg(channel).arg(payload);
     Op op;
     op.kind = OpKind::kCount;
-    // A response's count is never read (the protocol's response channels
-    // are matched by the requester's pattern, on slot 0's master): no re-count.
-    const bool recount = channel.compare(0, kResponsePrefix.size(), kResponsePrefix) != 0;
     op.cb = CountCallback([this, channel, done, recount](const Status& st, std::int64_t count) {
       if (recount && st && count == 0 && phase_ == Phase::kOpen) {
         count_everywhere(channel, done);  // subscribers on other nodes count too
