@@ -840,25 +840,14 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
 
   template <typename Callback>
   void reject(Callback done) {
-    Op op;
-    op.cb = std::move(done);
-    defer_.later([op, st = phase_ == Phase::kOpen ? not_connected("") : not_open()]() mutable {
-      fail_op(op, st);
-    });
+    fail_later(defer_, std::move(done), phase_ == Phase::kOpen ? not_connected("") : not_open());
   }
 
   Status not_connected(const std::string& more) const {
-    std::string t = "not connected to redis " + address_ + " (reconnecting)";
-    if (!more.empty()) t += "; " + more;
-    return Status::error(StatusCode::kNotConnected, std::move(t));
+    return not_connected_status(address_, more);
   }
 
-  Status not_open() const {
-    return Status::error(
-        phase_ == Phase::kClosing ? StatusCode::kClosing : StatusCode::kNotConnected,
-        "not connected to redis " + address_ +
-            (phase_ == Phase::kClosing ? " (closing)" : " (not open)"));
-  }
+  Status not_open() const { return not_open_status(address_, phase_ == Phase::kClosing); }
 
   void maybe_closed() {
     if (phase_ != Phase::kClosing || timers_open_ != 0 || defer_.closing()) return;

@@ -1,7 +1,8 @@
 // Deferred callbacks for the Redis backends: run a function on the loop
 // soon, never inside the current call (the Backend contract forbids calling
 // back from inside the call that took the callback). Functions queued before
-// close() all run before close() reports done.
+// close() all run before close() reports done. Also the statuses both
+// backends fail commands with while not connected, and fail_later().
 //
 // Thread safety: none. Every member runs on the loop's thread.
 #pragma once
@@ -9,10 +10,12 @@
 #include <uv.h>
 
 #include <functional>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "gilmour/backend.hpp"
+#include "redis/connection.hpp"
 
 namespace gilmour::redis::detail {
 
@@ -89,5 +92,27 @@ class Deferral {
   std::vector<std::function<void()>> pending_;
   std::function<void()> done_;
 };
+
+/// "not connected to redis ADDRESS (reconnecting)[; more]".
+inline Status not_connected_status(const std::string& address, const std::string& more) {
+  std::string t = "not connected to redis " + address + " (reconnecting)";
+  if (!more.empty()) t += "; " + more;
+  return Status::error(StatusCode::kNotConnected, std::move(t));
+}
+
+/// The status of a command while the backend is not open (or `closing`).
+inline Status not_open_status(const std::string& address, bool closing) {
+  return Status::error(
+      closing ? StatusCode::kClosing : StatusCode::kNotConnected,
+      "not connected to redis " + address + (closing ? " (closing)" : " (not open)"));
+}
+
+/// Fails the callback `done` (any Backend callback) with `st`, from the loop.
+template <typename Callback>
+void fail_later(Deferral& defer, Callback done, Status st) {
+  Op op;
+  op.cb = std::move(done);
+  defer.later([op, st = std::move(st)]() mutable { fail_op(op, st); });
+}
 
 }  // namespace gilmour::redis::detail

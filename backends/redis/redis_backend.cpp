@@ -382,25 +382,15 @@ class RedisBackend final : public Backend,
   /// Fails a command at once (from the loop, not from inside the call).
   template <typename Callback>
   void reject(Callback done) {
-    Op op;
-    op.cb = std::move(done);
-    later([op, st = phase_ == Phase::kOpen ? not_connected("") : not_open()]() mutable {
-      detail::fail_op(op, st);
-    });
+    detail::fail_later(defer_, std::move(done),
+                       phase_ == Phase::kOpen ? not_connected("") : not_open());
   }
 
   Status not_connected(const std::string& more) const {
-    std::string text = "not connected to redis " + address_ + " (reconnecting)";
-    if (!more.empty()) text += "; " + more;
-    return Status::error(StatusCode::kNotConnected, std::move(text));
+    return detail::not_connected_status(address_, more);
   }
 
-  Status not_open() const {
-    return Status::error(
-        phase_ == Phase::kClosing ? StatusCode::kClosing : StatusCode::kNotConnected,
-        "not connected to redis " + address_ +
-            (phase_ == Phase::kClosing ? " (closing)" : " (not open)"));
-  }
+  Status not_open() const { return detail::not_open_status(address_, phase_ == Phase::kClosing); }
 
   // ------------------------------------------------------------ deferral
 
