@@ -61,6 +61,8 @@ void fail_op(Op& op, const Status& st) noexcept {
       if (*b) (*b)(st, false);
     } else if (auto* h = std::get_if<Backend::HashCallback>(&op.cb)) {
       if (*h) (*h)(st, {});
+    } else if (auto* r = std::get_if<RawCallback>(&op.cb)) {
+      if (*r) (*r)(st, nullptr);
     }
   });
 }
@@ -680,6 +682,11 @@ void Connection::complete(Op& op, redisReply* r) {
     case OpKind::kCarry:
       if (err) carry_ = std::string(view(r));
       return;
+    case OpKind::kRaw: {
+      auto& cb = std::get<RawCallback>(op.cb);
+      if (cb) cb(err ? error() : Status(), err ? nullptr : r);
+      return;
+    }
     case OpKind::kSubscribe:
     case OpKind::kUnsubscribe:
       // A (P)(UN)SUBSCRIBE answered by something else than a confirmation.

@@ -69,10 +69,15 @@ enum class OpKind : std::uint8_t {
   kCarry,        ///< LPUSH before LTRIM: an error is carried to the next op
   kSubscribe,    ///< (P)SUBSCRIBE confirmation -> StatusCallback (may be empty)
   kUnsubscribe,  ///< (P)UNSUBSCRIBE confirmation -> StatusCallback
+  kRaw,          ///< any reply, handed over as is (CLUSTER SLOTS) -> RawCallback
 };
 
+/// Completion with the reply itself (null on an error status; an error
+/// reply is passed as the status). The reply is valid only during the call.
+using RawCallback = std::function<void(const Status&, const redisReply*)>;
+
 using OpCallback = std::variant<std::monostate, Backend::StatusCallback, Backend::CountCallback,
-                                Backend::BoolCallback, Backend::HashCallback>;
+                                Backend::BoolCallback, Backend::HashCallback, RawCallback>;
 
 /// One command waiting for its reply.
 struct Op {
@@ -137,6 +142,9 @@ class Connection {
   void close(bool flush);
 
   bool ready() const noexcept { return state_ == State::kReady; }
+  /// Neither connected, connecting nor waiting to reconnect: connect()
+  /// would start an attempt.
+  bool idle() const noexcept { return state_ == State::kIdle; }
   /// True when no libuv handle of this connection is open.
   bool closed() const noexcept {
     return (state_ == State::kUninit || state_ == State::kClosed) && handles_ == 0;

@@ -14,7 +14,9 @@
 
 #include "gilmour/backends/redis.hpp"
 #include "gilmour/error.hpp"
+#include "redis/cluster.hpp"
 #include "redis/connection.hpp"
+#include "redis/deferral.hpp"
 #include "redis/sentinel.hpp"
 
 namespace gilmour::redis {
@@ -56,14 +58,14 @@ class RedisBackend final : public Backend,
   /// True when nothing of this backend is on any loop (never opened, or
   /// closed): then it may be destroyed.
   bool quiescent() const noexcept {
-    return phase_ == Phase::kIdle && !defer_open_ && cmd_.closed() && sub_.closed() &&
+    return phase_ == Phase::kIdle && !defer_.open() && cmd_.closed() && sub_.closed() &&
            (!sentinel_ || sentinel_->closed());
   }
 
   // ------------------------------------------------------------ Backend
 
   void open(IoContext& io, BackendListener& listener, StatusCallback done) override {
-    if (phase_ != Phase::kIdle || defer_open_) {
+    if (phase_ != Phase::kIdle || defer_.open()) {
       io.post([done] { done(Status::error("gilmour::redis: open(): already open")); });
       return;
     }
@@ -74,9 +76,7 @@ class RedisBackend final : public Backend,
       io.post([done] { done(Status::error("gilmour::redis: the I/O context has no libuv loop")); });
       return;
     }
-    uv_timer_init(loop_, &defer_timer_);
-    defer_timer_.data = this;
-    defer_open_ = true;
+    defer_.init(loop_, io);
     cmd_.init(loop_);
     sub_.init(loop_);
     phase_ = Phase::kOpening;
@@ -92,7 +92,7 @@ class RedisBackend final : public Backend,
   }
 
   void close(StatusCallback done) override {
-    if (phase_ == Phase::kIdle && !defer_open_) {
+    if (phase_ == Phase::kIdle && !defer_.open()) {
       if (io_) {
         io_->post([done] { done(Status()); });
       } else {
@@ -383,74 +383,32 @@ class RedisBackend final : public Backend,
   /// Fails a command at once (from the loop, not from inside the call).
   template <typename Callback>
   void reject(Callback done) {
-    Op op;
-    op.cb = std::move(done);
-    later([op, st = phase_ == Phase::kOpen ? not_connected("") : not_open()]() mutable {
-      detail::fail_op(op, st);
-    });
+    detail::fail_later(defer_, std::move(done),
+                       phase_ == Phase::kOpen ? not_connected("") : not_open());
   }
 
   Status not_connected(const std::string& more) const {
-    std::string text = "not connected to redis " + address_ + " (reconnecting)";
-    if (!more.empty()) text += "; " + more;
-    return Status::error(StatusCode::kNotConnected, std::move(text));
+    return detail::not_connected_status(address_, more);
   }
 
-  Status not_open() const {
-    return Status::error(
-        phase_ == Phase::kClosing ? StatusCode::kClosing : StatusCode::kNotConnected,
-        "not connected to redis " + address_ +
-            (phase_ == Phase::kClosing ? " (closing)" : " (not open)"));
-  }
+  Status not_open() const { return detail::not_open_status(address_, phase_ == Phase::kClosing); }
 
   // ------------------------------------------------------------ deferral
 
-  /// Runs `fn` on the loop soon, never inside the current call. Deferred
-  /// callbacks all run before close() reports done.
-  void later(std::function<void()> fn) {
-    if (defer_open_ && !defer_closing_) {
-      deferred_.push_back(std::move(fn));
-      if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&defer_timer_))) {
-        uv_timer_start(&defer_timer_, on_defer, 0, 0);
-      }
-    } else if (io_) {
-      io_->post(std::move(fn));
-    }
-  }
-
-  static void on_defer(uv_timer_t* t) { static_cast<RedisBackend*>(t->data)->run_deferred(); }
-
-  void run_deferred() noexcept {
-    while (!deferred_.empty()) {
-      auto batch = std::move(deferred_);
-      deferred_.clear();
-      for (auto& fn : batch) {
-        try {
-          fn();
-        } catch (...) {  // callbacks must not throw; never unwind into libuv
-        }
-      }
-    }
-  }
+  /// Runs `fn` on the loop soon, never inside the current call (Deferral).
+  void later(std::function<void()> fn) { defer_.later(std::move(fn)); }
 
   /// close(): once both connections are closed, run what is deferred, close
   /// the deferral timer, and report done from its close callback.
   void maybe_closed() {
-    if (phase_ != Phase::kClosing || !cmd_.closed() || !sub_.closed() || defer_closing_ ||
+    if (phase_ != Phase::kClosing || !cmd_.closed() || !sub_.closed() || defer_.closing() ||
         (sentinel_ && !sentinel_->closed())) {
       return;
     }
-    run_deferred();
-    uv_timer_stop(&defer_timer_);
-    defer_closing_ = true;
-    uv_close(reinterpret_cast<uv_handle_t*>(&defer_timer_), [](uv_handle_t* h) {
-      auto* self = static_cast<RedisBackend*>(h->data);
-      self->run_deferred();
-      self->defer_open_ = false;
-      self->defer_closing_ = false;
-      self->phase_ = Phase::kIdle;
-      auto d = std::move(self->close_done_);
-      self->close_done_ = nullptr;
+    defer_.close([this] {
+      phase_ = Phase::kIdle;
+      auto d = std::move(close_done_);
+      close_done_ = nullptr;
       try {
         if (d) d(Status());
       } catch (...) {
@@ -484,17 +442,23 @@ class RedisBackend final : public Backend,
   std::size_t restoring_ = 0;  // re-subscriptions not yet confirmed
   std::unordered_set<std::string> channels_;
   std::unordered_set<std::string> patterns_;
-  uv_timer_t defer_timer_{};
-  bool defer_open_ = false;     // defer_timer_ is initialised and not closed
-  bool defer_closing_ = false;  // uv_close(defer_timer_) called
-  std::vector<std::function<void()>> deferred_;
+  detail::Deferral defer_;
 };
 
 void validate(const Options& o) {
   auto bad = [](const std::string& why) {
     throw InvalidArgument("gilmour::redis: invalid option: " + why);
   };
-  if (o.sentinel_mode()) {
+  if (o.cluster_mode()) {
+    if (o.sentinel_mode() || !o.master_name.empty()) bad("cluster_nodes given with sentinels");
+    if (!o.unix_socket.empty()) bad("unix_socket cannot be used with cluster_nodes");
+    if (o.db != 0) bad("a cluster has only database 0");
+    for (const auto& n : o.cluster_nodes) {
+      if (n.host.empty()) bad("a cluster node host is empty");
+      if (n.port <= 0 || n.port > 65535)
+        bad("cluster node port " + std::to_string(n.port) + " out of range");
+    }
+  } else if (o.sentinel_mode()) {
     if (o.master_name.empty()) bad("sentinels given without a master_name");
     if (!o.unix_socket.empty()) bad("unix_socket cannot be used with sentinels");
     for (const auto& s : o.sentinels) {
@@ -526,6 +490,7 @@ void validate(const Options& o) {
 
 std::shared_ptr<Backend> make_backend(Options options) {
   validate(options);
+  if (options.cluster_mode()) return detail::make_cluster_backend(std::move(options));
   // A backend destroyed while its handles are still on a running loop (the
   // loop outlived a close() that never completed) is leaked rather than
   // freed under libuv's feet. The engine always closes it first.

@@ -149,6 +149,18 @@ Endpoint parse_endpoint(std::string_view hp, int port, std::string_view url) {
   return e;
 }
 
+/// `host[:port][,host[:port]...]` (`port`: the default).
+std::vector<Endpoint> parse_endpoints(std::string_view rest, int port, std::string_view url) {
+  std::vector<Endpoint> out;
+  while (true) {
+    auto comma = rest.find(',');
+    out.push_back(parse_endpoint(rest.substr(0, comma), port, url));
+    if (comma == std::string_view::npos) break;
+    rest = rest.substr(comma + 1);
+  }
+  return out;
+}
+
 /// `rest` split at its first '?': the part before, the query after.
 std::string_view split_query(std::string_view& rest) {
   auto q = rest.find('?');
@@ -171,14 +183,28 @@ Options sentinel_from_url(std::string_view rest, std::string_view url) {
   if (o.master_name.find('/') != std::string::npos) bad_url(url, "junk after the master name");
   rest = rest.substr(0, slash);
   take_userinfo(rest, o, url);
-  while (true) {
-    auto comma = rest.find(',');
-    o.sentinels.push_back(parse_endpoint(rest.substr(0, comma), 26379, url));
-    if (comma == std::string_view::npos) break;
-    rest = rest.substr(comma + 1);
-  }
+  o.sentinels = parse_endpoints(rest, 26379, url);
   if (!query.empty()) apply_query(o, query, url);
   if (o.db < 0) bad_url(url, "db must not be negative");
+  return o;
+}
+
+/// `redis-cluster://[[user]:password@]host[:port][,host[:port]...][?query]`
+/// without its scheme.
+Options cluster_from_url(std::string_view rest, std::string_view url) {
+  Options o;
+  auto query = split_query(rest);
+  // The userinfo ends at the last '@' (a password may hold a raw '/').
+  auto at = rest.rfind('@');
+  auto slash = rest.find('/', at == std::string_view::npos ? 0 : at);
+  if (slash != std::string_view::npos) {
+    if (slash + 1 != rest.size()) bad_url(url, "a cluster has no database: nothing may follow '/'");
+    rest = rest.substr(0, slash);
+  }
+  take_userinfo(rest, o, url);
+  o.cluster_nodes = parse_endpoints(rest, 6379, url);
+  if (!query.empty()) apply_query(o, query, url);
+  if (o.db != 0) bad_url(url, "a cluster has only database 0");
   return o;
 }
 /// Appends `kv` to a URL's query: '?' before the first, '&' after.
@@ -194,8 +220,9 @@ Options Options::from_url(std::string_view url) {
   Options o;
   if (url.empty()) bad_url(url, "empty");
   constexpr std::string_view kRedis = "redis://", kUnix = "unix://",
-                             kSentinel = "redis-sentinel://";
+                             kSentinel = "redis-sentinel://", kCluster = "redis-cluster://";
   if (starts_with(url, kSentinel)) return sentinel_from_url(url.substr(kSentinel.size()), url);
+  if (starts_with(url, kCluster)) return cluster_from_url(url.substr(kCluster.size()), url);
   if (starts_with(url, kUnix)) {
     auto rest = url.substr(kUnix.size());
     auto query = split_query(rest);
@@ -209,7 +236,7 @@ Options Options::from_url(std::string_view url) {
   if (starts_with(rest, kRedis)) {
     rest = rest.substr(kRedis.size());
   } else if (rest.find("://") != std::string_view::npos) {
-    bad_url(url, "scheme must be redis://, redis-sentinel:// or unix://");
+    bad_url(url, "scheme must be redis://, redis-sentinel://, redis-cluster:// or unix://");
   }
   auto query = split_query(rest);
   auto slash = rest.find('/');
@@ -234,10 +261,10 @@ std::string endpoint_text(const std::string& host, int port) {
          std::to_string(port);
 }
 
-/// The sentinels as `h1:p1,h2:p2`.
-std::string sentinel_list(const std::vector<Endpoint>& sentinels) {
+/// The endpoints as `h1:p1,h2:p2`.
+std::string endpoint_list(const std::vector<Endpoint>& endpoints) {
   std::string out;
-  for (const auto& e : sentinels) {
+  for (const auto& e : endpoints) {
     if (!out.empty()) out += ',';
     out += endpoint_text(e.host, e.port);
   }
@@ -246,19 +273,27 @@ std::string sentinel_list(const std::vector<Endpoint>& sentinels) {
 }  // namespace
 
 std::string Options::address() const {
-  if (sentinel_mode()) return master_name + " via " + sentinel_list(sentinels);
+  if (cluster_mode()) return "cluster via " + endpoint_list(cluster_nodes);
+  if (sentinel_mode()) return master_name + " via " + endpoint_list(sentinels);
   if (!unix_socket.empty()) return unix_socket;
   return host + ":" + std::to_string(port);
 }
 
 std::string Options::describe() const {
   std::string out;
+  if (cluster_mode()) {
+    out = "redis-cluster://";
+    if (!user.empty() || !password.empty()) {
+      out += user + ":" + (password.empty() ? "" : "***") + "@";
+    }
+    return out + endpoint_list(cluster_nodes);
+  }
   if (sentinel_mode()) {
     out = "redis-sentinel://";
     if (!user.empty() || !password.empty()) {
       out += user + ":" + (password.empty() ? "" : "***") + "@";
     }
-    out += sentinel_list(sentinels) + "/" + master_name;
+    out += endpoint_list(sentinels) + "/" + master_name;
     char sep = '?';
     auto param = [&](const std::string& kv) { append_query(out, sep, kv); };
     if (db != 0) param("db=" + std::to_string(db));

@@ -4,6 +4,7 @@
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
 #include <deque>
 #include <functional>
 #include <thread>
@@ -200,13 +201,22 @@ class InprocWorld final : public World {
 
 }  // namespace
 
-std::unique_ptr<World> make_redis_world(std::string* why);  // redis_world.cpp
+std::unique_ptr<World> make_redis_world(std::string* why);    // redis_world.cpp
+std::unique_ptr<World> make_cluster_world(std::string* why);  // redis_world.cpp
 
-std::vector<std::string> backend_kinds() { return {"inproc", "redis"}; }
+std::vector<std::string> backend_kinds() {
+  // Opt-in: the suite against a Redis Cluster (3 masters + 3 replicas started
+  // once per test process), for a run of a test binary as one process
+  // (docs/testing.md); ctest runs each test in its own process.
+  const char* cluster = std::getenv("GILMOUR_TEST_CLUSTER");
+  if (cluster && *cluster && std::string(cluster) != "0") return {"inproc", "redis", "cluster"};
+  return {"inproc", "redis"};
+}
 
 std::unique_ptr<World> make_world(const std::string& kind, std::string* why) {
   if (kind == "inproc") return std::make_unique<InprocWorld>();
   if (kind == "redis") return make_redis_world(why);
+  if (kind == "cluster") return make_cluster_world(why);
   if (why) *why = "unknown backend kind " + kind;
   return nullptr;
 }

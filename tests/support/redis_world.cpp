@@ -1,8 +1,12 @@
-// The Redis world: every backend connects to the suite's shared
-// redis-server (shared_redis()); raw access goes through synchronous hiredis.
+// The Redis worlds: every backend connects to the suite's shared
+// redis-server (shared_redis()), or, for the opt-in "cluster" kind, to a
+// Redis Cluster shared by the test process (shared_cluster()); raw access
+// goes through synchronous hiredis (to the key's master in a cluster).
+#include <cstdlib>
 #include <mutex>
 
 #include "support/backends.hpp"
+#include "support/cluster_topology.hpp"
 #include "support/redis_raw.hpp"
 #include "support/redis_server.hpp"
 
@@ -55,7 +59,79 @@ class RedisWorld final : public World {
   RawRedis raw_;
 };
 
+/// The Redis Cluster world: backends seeded with every node; captures on
+/// node 0 (classic pub/sub is broadcast); keys read and written on their
+/// slot's master; raw publishes sent to the channel's master (where the
+/// backend subscribes an exact channel, so the count is the backend's).
+class ClusterWorld final : public World {
+ public:
+  explicit ClusterWorld(ClusterTopology& topo) : topo_(topo) {}
+
+  std::string kind() const override { return "cluster"; }
+  std::shared_ptr<Backend> backend() override {
+    return redis::make_backend(redis::Options::from_url(topo_.url()));
+  }
+  std::unique_ptr<Capture> capture(const std::string& channel, bool pattern) override {
+    auto c = std::make_unique<RawSubscriber>(
+        RawTarget{"127.0.0.1", topo_.nodes()[0]->port(), "", ""}, channel, pattern);
+    if (!c->ok()) throw std::runtime_error("raw subscriber failed: " + c->error());
+    return c;
+  }
+  std::int64_t publish(const std::string& channel, const std::string& payload) override {
+    return on_master_of(channel).publish(channel, payload);
+  }
+  std::vector<std::string> list_range(const std::string& key) override {
+    return on_master_of(key).list_range(key);
+  }
+  std::vector<std::pair<std::string, std::string>> hash_get_all(const std::string& key) override {
+    return on_master_of(key).hash_get_all(key);
+  }
+  void hash_set(const std::string& key, const std::string& field,
+                const std::string& value) override {
+    on_master_of(key).hash_set(key, field, value);
+  }
+
+ private:
+  /// A connection to the master serving `key`'s slot.
+  RawRedis on_master_of(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    RawRedis any(RawTarget{"127.0.0.1", topo_.nodes()[0]->port(), "", ""});
+    auto slot = any.command({"CLUSTER", "KEYSLOT", key});
+    int port = slot ? topo_.master_of_slot(static_cast<int>(slot->integer)) : 0;
+    return RawRedis(RawTarget{"127.0.0.1", port, "", ""});
+  }
+  ClusterTopology& topo_;
+  std::mutex mu_;
+};
+
+/// The cluster shared by the test process, started on first use; null
+/// (with `why`) when it did not come up.
+ClusterTopology* shared_cluster(std::string* why) {
+  static std::mutex mu;
+  static std::unique_ptr<ClusterTopology> topo;
+  static std::string error;
+  std::lock_guard<std::mutex> lock(mu);
+  if (!topo && error.empty()) {
+    topo = std::make_unique<ClusterTopology>();
+    if (!topo->start()) {
+      error = topo->error();
+      topo.reset();
+    }
+  }
+  if (!topo && why) *why = error;
+  return topo.get();
+}
+
 }  // namespace
+
+std::unique_ptr<World> make_cluster_world(std::string* why) {
+  if (RedisServer::binary().empty()) {
+    if (why) *why = "redis-server not found (set GILMOUR_REDIS_SERVER)";
+    return nullptr;
+  }
+  ClusterTopology* topo = shared_cluster(why);
+  return topo ? std::make_unique<ClusterWorld>(*topo) : nullptr;
+}
 
 std::unique_ptr<World> make_redis_world(std::string* why) {
   RedisServer* server = shared_redis();

@@ -235,6 +235,77 @@ TEST(RedisSentinelUrl, PasswordsAreRedacted) {
   }
 }
 
+TEST(RedisClusterUrl, SeedsAndCredentials) {
+  auto o = Options::from_url("redis-cluster://alice:p%40ss@10.0.0.1:7000,node-b,[::1]:7002");
+  ASSERT_TRUE(o.cluster_mode());
+  EXPECT_FALSE(o.sentinel_mode());
+  ASSERT_EQ(o.cluster_nodes.size(), 3u);
+  EXPECT_EQ(o.cluster_nodes[0].host, "10.0.0.1");
+  EXPECT_EQ(o.cluster_nodes[0].port, 7000);
+  EXPECT_EQ(o.cluster_nodes[1].host, "node-b");
+  EXPECT_EQ(o.cluster_nodes[1].port, 6379);  // the Redis default port
+  EXPECT_EQ(o.cluster_nodes[2].host, "::1");
+  EXPECT_EQ(o.cluster_nodes[2].port, 7002);
+  EXPECT_EQ(o.user, "alice");
+  EXPECT_EQ(o.password, "p@ss");
+  EXPECT_EQ(o.db, 0);
+  EXPECT_EQ(o.address(), "cluster via 10.0.0.1:7000,node-b:6379,[::1]:7002");
+
+  auto plain = Options::from_url("redis-cluster://127.0.0.1:7000/");
+  ASSERT_EQ(plain.cluster_nodes.size(), 1u);
+  EXPECT_TRUE(plain.password.empty());
+  auto pw = Options::from_url("redis-cluster://:a/b@c@h1:7000?user=bob");  // raw '/' and '@'
+  EXPECT_EQ(pw.password, "a/b@c");
+  EXPECT_EQ(pw.user, "bob");
+  EXPECT_FALSE(Options::from_url("redis://127.0.0.1").cluster_mode());
+}
+
+TEST(RedisClusterUrl, BadFormsThrowInvalidArgument) {
+  for (const char* bad : {
+           "redis-cluster://",                    // nothing
+           "redis-cluster://h1,,h2",              // empty node
+           "redis-cluster://h1:x",                // bad port
+           "redis-cluster://h1:70000",            // port out of range
+           "redis-cluster://h1:7000/2",           // a database
+           "redis-cluster://h1:7000?db=1",        // a database
+           "redis-cluster://h1?nope=1",           // unknown parameter
+           "redis-cluster://h1?sentinel_user=x",  // a sentinel parameter
+       }) {
+    EXPECT_THROW(Options::from_url(bad), InvalidArgument) << bad;
+  }
+  Options o = Options::from_url("redis-cluster://h1:7000");
+  o.sentinels.push_back(Endpoint{"s1", 26379});
+  o.master_name = "m";
+  EXPECT_THROW(make_backend(o), InvalidArgument);
+  o = Options::from_url("redis-cluster://h1:7000");
+  o.db = 1;
+  EXPECT_THROW(make_backend(o), InvalidArgument);
+  o = Options::from_url("redis-cluster://h1:7000");
+  o.cluster_nodes.push_back(Endpoint{"h2", 0});
+  EXPECT_THROW(make_backend(o), InvalidArgument);
+}
+
+TEST(RedisClusterUrl, PasswordsAreRedacted) {
+  const std::string url = "redis-cluster://alice:Sup3rSecretPw@h1:7000,h2:7001";
+  EXPECT_EQ(redact_url(url), "redis-cluster://alice:***@h1:7000,h2:7001");
+  EXPECT_EQ(redact_url("redis-cluster://h1:7000?password=Sup3rSecretPw"),
+            "redis-cluster://h1:7000?password=***");
+  auto o = Options::from_url(url);
+  EXPECT_EQ(o.describe(), "redis-cluster://alice:***@h1:7000,h2:7001");
+  auto b = make_backend(url);
+  EXPECT_EQ(b->describe().find("Secret"), std::string::npos) << b->describe();
+  EXPECT_NE(b->describe().find("h1:7000"), std::string::npos) << b->describe();
+  for (const char* bad : {
+           "redis-cluster://:Sup3rSecretPw@h1:x",             // bad port
+           "redis-cluster://:Sup3rSecretPw@h1:7000/3",        // a database
+           "redis-cluster://h1?password=Sup3rSecretPw&db=x",  // bad db after it
+       }) {
+    auto what = from_url_error(bad);
+    EXPECT_NE(what.find("bad URL"), std::string::npos) << bad;
+    EXPECT_EQ(what.find("Secret"), std::string::npos) << what;
+  }
+}
+
 TEST(RedisUrlSecrets, InvalidOptionsNeverQuoteThePassword) {
   Options o;
   o.password = "s3cretpw";

@@ -32,6 +32,19 @@
 /// dead address. Reconnection then proceeds as above (kDisconnected, every
 /// subscription restored on the new master, kReconnected).
 ///
+/// Cluster: with `cluster_nodes` set (URL `redis-cluster://...`), the
+/// backend reads the slot map (`CLUSTER SLOTS`) from the seeds, keeps one
+/// command connection and one subscriber connection per master, sends each
+/// keyed command (lock, health hash, error list) to the master owning the
+/// key's slot (CRC16 with hash tags), follows `MOVED` (and refreshes the
+/// map) and `ASK` (`ASKING` first) up to 5 redirections, and follows
+/// failovers by refreshing the map until every slot's master answers.
+/// Pub/sub: an exact channel is subscribed and published on the master
+/// owning the channel's slot, patterns on the master of slot 0; a PUBLISH
+/// that reports 0 receivers is counted again over every master (`PUBSUB
+/// NUMSUB`), so that subscribers connected to other nodes (Go/Ruby peers)
+/// count. See docs/redis-backend.md (Redis Cluster).
+///
 /// Errors: make_backend() and Options::from_url() throw InvalidArgument for
 /// bad options; everything else is reported as a Status to the engine.
 ///
@@ -110,10 +123,21 @@ struct GILMOUR_API Options {
   /// True when these options name sentinels (Sentinel mode).
   bool sentinel_mode() const noexcept { return !sentinels.empty(); }
 
+  /// Cluster mode when not empty: seed nodes of a Redis Cluster, asked in
+  /// this order for the slot map (`CLUSTER SLOTS`); host, port and db are
+  /// then ignored (a cluster has only database 0). `user`/`password` are
+  /// used for every node.
+  std::vector<Endpoint> cluster_nodes;
+
+  /// True when these options name cluster seed nodes (Cluster mode).
+  bool cluster_mode() const noexcept { return !cluster_nodes.empty(); }
+
   /// Parses `redis://[[user]:password@]host[:port][/db]`,
   /// `unix:///path/to/socket[?db=N&password=P]`, a plain `host:port`, or
   /// `redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTER_NAME[?db=N]`
-  /// (sentinel port default 26379). In the sentinel form the userinfo is
+  /// (sentinel port default 26379), or
+  /// `redis-cluster://[[user]:password@]host[:port][,host[:port]...]` (seed
+  /// nodes, port default 6379, no database). In the sentinel form the userinfo is
   /// the data nodes' credentials; the sentinels' are given by the query
   /// parameters `sentinel_password=` and `sentinel_user=` (percent-encoded
   /// like every value). Query parameters `db`, `user`, `password` are
@@ -121,13 +145,14 @@ struct GILMOUR_API Options {
   /// @throws InvalidArgument when the URL is malformed.
   static Options from_url(std::string_view url);
   /// `host:port` or the socket path, for logs; in Sentinel mode
-  /// `MASTER_NAME via host:port,host:port` (the sentinels).
+  /// `MASTER_NAME via host:port,host:port` (the sentinels); in Cluster mode
+  /// `cluster via host:port,host:port` (the seeds).
   std::string address() const;
   /// These options as a URL with the passwords replaced by `***`, for logs
   /// and messages: `redis://alice:***@host:6379/2`,
   /// `unix:///path?db=2&password=***`,
-  /// `redis-sentinel://:***@h1:26379,h2:26379/mymaster?sentinel_password=***`.
-  /// Never contains a password.
+  /// `redis-sentinel://:***@h1:26379,h2:26379/mymaster?sentinel_password=***`,
+  /// `redis-cluster://:***@h1:7000,h2:7001`. Never contains a password.
   std::string describe() const;
 };
 
