@@ -382,6 +382,9 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   std::unordered_map<std::string, ChannelSubs> subs_;
   std::unordered_map<std::uint64_t, Pending> pending_;
   bool connected_ = false;
+  // Between kDisconnected and kReconnected: add_handler() does not wait for a
+  // confirmation that comes only when the backend is back.
+  std::atomic<bool> backend_down_{false};
   std::string lookup_key_;                         // on_message's scratch key
   std::list<std::shared_ptr<Invocation>> queued_;  // handed to the executor, not finished
 

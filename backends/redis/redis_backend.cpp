@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <unordered_set>
 #include <utility>
@@ -113,6 +114,8 @@ class RedisBackend final : public Backend,
     }
     channels_.clear();
     patterns_.clear();
+    release_awaiting_all(Status::error(StatusCode::kClosing, "closed before the subscription was "
+                                                             "confirmed"));
     restoring_ = 0;
     down_reported_ = false;
     if (sentinel_) sentinel_->close();
@@ -128,14 +131,25 @@ class RedisBackend final : public Backend,
     }
     (pattern ? patterns_ : channels_).insert(channel);
     if (!sub_.ready()) {
-      later([done, st = not_connected("the subscription is restored on reconnect")] { done(st); });
+      // Confirmed when the subscriber is back and the server confirmed it.
+      awaiting_[{channel, pattern}].push_back(std::move(done));
       return;
     }
-    send_subscription(OpKind::kSubscribe, channel, pattern, std::move(done));
+    send_subscription(OpKind::kSubscribe, channel, pattern,
+                      StatusCallback([this, key = std::make_pair(channel, pattern),
+                                      done = std::move(done)](const Status& st) {
+                        if (st || st.code() != StatusCode::kNotConnected || !kept(key)) {
+                          done(st);
+                        } else {  // the connection dropped first: wait for the restore
+                          awaiting_[key].push_back(done);
+                        }
+                      }));
   }
 
   void unsubscribe(const std::string& channel, bool pattern, StatusCallback done) override {
     auto& set = pattern ? patterns_ : channels_;
+    release_awaiting({channel, pattern},
+                     Status::error(StatusCode::kInvalid, "unsubscribed before it was confirmed"));
     if (phase_ != Phase::kOpen || set.erase(channel) == 0 || !sub_.ready()) {
       // Not subscribed (or not connected: it will not be restored): done.
       later([done] { done(Status()); });
@@ -325,13 +339,38 @@ class RedisBackend final : public Backend,
       op.kind = OpKind::kSubscribe;
       op.pattern = pattern;
       op.what = name;
-      op.cb = StatusCallback([this](const Status& st) {
+      op.cb = StatusCallback([this, key = std::make_pair(name, pattern)](const Status& st) {
+        // A subscribe made while down is confirmed now (or refused by the
+        // server); one cut again by a new loss waits for the next restore.
+        if (st.code() != StatusCode::kNotConnected) release_awaiting(key, st);
         if (st && restoring_ > 0 && --restoring_ == 0) check_reconnected();
       });
       if (sub_.send(op)) ++restoring_;
     };
     for (auto& ch : channels_) restore(ch, false);
     for (auto& p : patterns_) restore(p, true);
+  }
+
+  using SubKey = std::pair<std::string, bool>;  // channel or pattern, is a pattern
+
+  /// True while `key` is in the subscription set (restored on reconnect).
+  bool kept(const SubKey& key) const {
+    return (key.second ? patterns_ : channels_).count(key.first) != 0;
+  }
+
+  /// Completes the subscribe() calls waiting for `key`'s confirmation
+  /// (from the loop: this may run inside a call that took a callback).
+  void release_awaiting(const SubKey& key, const Status& st) {
+    auto it = awaiting_.find(key);
+    if (it == awaiting_.end()) return;
+    later([done = std::move(it->second), st] {
+      for (const auto& d : done) d(st);
+    });
+    awaiting_.erase(it);
+  }
+
+  void release_awaiting_all(const Status& st) {
+    while (!awaiting_.empty()) release_awaiting(awaiting_.begin()->first, st);
   }
 
   /// Reports kReconnected once both connections are back and every
@@ -483,6 +522,10 @@ class RedisBackend final : public Backend,
   std::size_t restoring_ = 0;  // re-subscriptions not yet confirmed
   std::unordered_set<std::string> channels_;
   std::unordered_set<std::string> patterns_;
+  // subscribe() calls made while the subscriber was down (or cut by a loss),
+  // completed when the restore is confirmed: the backend alone owns the
+  // subscription set across reconnects (gilmour/backend.hpp).
+  std::map<SubKey, std::vector<StatusCallback>> awaiting_;
   uv_timer_t defer_timer_{};
   bool defer_open_ = false;     // defer_timer_ is initialised and not closed
   bool defer_closing_ = false;  // uv_close(defer_timer_) called

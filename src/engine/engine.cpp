@@ -299,22 +299,15 @@ void Engine::on_connection_state(ConnectionState state, std::string_view detail)
       return;  // start() returning says it
     case ConnectionState::kDisconnected:
       log_->warn("gilmour: lost {}: {}", backend_->describe(), detail);
+      backend_down_.store(true);
       break;
     case ConnectionState::kReconnected: {
       counters_.reconnects.fetch_add(1, std::memory_order_relaxed);
       log_->warn("gilmour: reconnected to {}", backend_->describe());
-      // The backend has restored every subscription it keeps, including those
-      // whose subscribe failed while it was down: they are confirmed now (a
-      // later handler on such a channel would otherwise wait for a
-      // confirmation that never comes).
-      std::vector<std::function<void(const Status&)>> waiters;
-      for (auto& [key, subs] : subs_) {
-        if (subs.confirmed) continue;
-        subs.confirmed = true;
-        for (auto& w : subs.waiters) waiters.push_back(std::move(w));
-        subs.waiters.clear();
-      }
-      for (auto& w : waiters) w(Status());
+      // Nothing to do for subscriptions: the backend owns the set across
+      // reconnects and has completed each subscribe() made while it was down
+      // when the server confirmed its restore (gilmour/backend.hpp).
+      backend_down_.store(false);
       break;
     }
   }
