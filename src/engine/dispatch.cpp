@@ -240,11 +240,13 @@ void Engine::run_slot(const std::shared_ptr<HandlerEntry>& h,
       report_error(make_record(*req, code::kHandlerError, std::move(*err)));
     }
   }
-  // One hop back to the I/O thread: cancel the deadline (unless it fired)
-  // and forget the invocation. An inline run has neither.
+  // No hop back to the I/O thread: `done` makes the deadline timer a no-op
+  // if it fires first; the loop cancels it and forgets the invocation at
+  // its next iteration, without being woken for it. An inline run has
+  // neither.
   bool cancel = !st->done.exchange(true);
   if (!h->inline_delivery) {
-    io_.post([self = shared_from_this(), st, cancel] {
+    io_.post_lazy([self = shared_from_this(), st, cancel] {
       if (cancel) self->io_.cancel(st->timer);
       self->untrack(*st);
     });

@@ -42,22 +42,6 @@ Message run(const Composition& comp, json input, ExecuteOptions o = {}) {
   return get(f);
 }
 
-/// An Executor that counts the tasks it has finished running.
-class CountingExecutor final : public Executor {
- public:
-  explicit CountingExecutor(std::size_t n) : pool_(std::make_shared<ThreadPool>(n)) {}
-  void submit(std::function<void()> task) override {
-    pool_->submit([this, t = std::move(task)] {
-      t();
-      finished.add();
-    });
-  }
-  Counter finished;
-
- private:
-  std::shared_ptr<ThreadPool> pool_;
-};
-
 class CompositionTest : public BackendTest {
  protected:
   void SetUp() override {
