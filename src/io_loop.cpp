@@ -9,13 +9,15 @@ namespace gilmour::detail {
 IoLoop::IoLoop() {
   if (uv_loop_init(&loop_) != 0 || uv_async_init(&loop_, &async_, &IoLoop::on_async) != 0 ||
       uv_timer_init(&loop_, &timer_) != 0 || uv_prepare_init(&loop_, &prepare_) != 0 ||
-      uv_prepare_start(&prepare_, &IoLoop::on_prepare) != 0) {
+      uv_prepare_start(&prepare_, &IoLoop::on_prepare) != 0 ||
+      uv_check_init(&loop_, &check_) != 0 || uv_check_start(&check_, &IoLoop::on_check) != 0) {
     std::fprintf(stderr, "gilmour: cannot initialise the libuv loop\n");
     std::abort();
   }
   async_.data = this;
   timer_.data = this;
   prepare_.data = this;
+  check_.data = this;
 }
 
 IoLoop::~IoLoop() {
@@ -26,6 +28,7 @@ IoLoop::~IoLoop() {
     uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&check_), nullptr);
     uv_run(&loop_, UV_RUN_DEFAULT);
     uv_loop_close(&loop_);
   }
@@ -97,7 +100,16 @@ void IoLoop::post_lazy(std::function<void()> fn) {
   lazy_pending_.store(true, std::memory_order_release);
 }
 
-void IoLoop::on_prepare(uv_prepare_t* handle) { static_cast<IoLoop*>(handle->data)->run_lazy(); }
+void IoLoop::on_prepare(uv_prepare_t* handle) {
+  auto* self = static_cast<IoLoop*>(handle->data);
+  self->run_lazy();
+  if (self->batch_end_) self->batch_end_();
+}
+
+void IoLoop::on_check(uv_check_t* handle) {
+  auto* self = static_cast<IoLoop*>(handle->data);
+  if (self->batch_end_) self->batch_end_();
+}
 
 void IoLoop::run_lazy() {
   // One atomic load per loop iteration when nothing is lazy.
@@ -154,10 +166,12 @@ void IoLoop::drain() {
     // us before that may still be inside uv_async_send. It is one
     // non-blocking syscall away from done: wait for it before closing.
     while (senders_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+    if (batch_end_) batch_end_();  // nothing collected is left behind
     timers_.clear();
     uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&check_), nullptr);
   }
 }
 

@@ -53,6 +53,11 @@ class IoLoop final : public IoContext {
   /// nothing. Any thread; dropped once the loop has closed. Lazy tasks run
   /// in order among themselves, not with post()'s.
   void post_lazy(std::function<void()> fn);
+  /// Before start() only. Runs `fn` on the I/O thread after the callbacks of
+  /// each loop iteration's I/O phase (uv_check) and again before the loop
+  /// blocks (uv_prepare): where a batch collected while handling one socket
+  /// read (or one drained batch of posts) is handed on whole.
+  void set_batch_end(std::function<void()> fn) { batch_end_ = std::move(fn); }
   bool on_io_thread() const noexcept override;
   void* native_loop() noexcept override { return &loop_; }
 
@@ -65,6 +70,7 @@ class IoLoop final : public IoContext {
   static void on_async(uv_async_t* handle);
   static void on_timer(uv_timer_t* handle);
   static void on_prepare(uv_prepare_t* handle);
+  static void on_check(uv_check_t* handle);
   void run_lazy();
   void drain();
   void wake() noexcept;  // uv_async_send, then releases a senders_ count
@@ -74,7 +80,9 @@ class IoLoop final : public IoContext {
   uv_loop_t loop_{};
   uv_async_t async_{};
   uv_timer_t timer_{};
-  uv_prepare_t prepare_{};  // runs lazy tasks before each poll
+  uv_prepare_t prepare_{};  // runs lazy tasks and batch_end_ before each poll
+  uv_check_t check_{};      // runs batch_end_ after each poll
+  std::function<void()> batch_end_;
   std::thread thread_;
   std::atomic<std::thread::id> thread_id_{};
   std::mutex mu_;

@@ -199,6 +199,10 @@ void Engine::submit_for(const std::shared_ptr<HandlerEntry>& h, std::function<vo
   try {
     if (h->serial) {
       h->serial->submit(std::move(task));
+    } else if (own_pool_ && io_.on_io_thread()) {
+      // Collected: the whole batch of one socket read (or of one drained
+      // batch of posts) goes to the pool at once, in flush_handoff().
+      handoff_.push_back(std::move(task));
     } else {
       executor_->submit(std::move(task));
     }
@@ -206,6 +210,10 @@ void Engine::submit_for(const std::shared_ptr<HandlerEntry>& h, std::function<vo
     h->invocations.done();
     throw;
   }
+}
+
+void Engine::flush_handoff() {
+  if (!handoff_.empty()) own_pool_->submit_bulk(handoff_);
 }
 
 template <typename F>

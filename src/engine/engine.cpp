@@ -85,6 +85,7 @@ Engine::Engine(std::shared_ptr<Backend> backend, EngineOptions options)
     if (n == 0) n = std::max<std::size_t>(2, std::thread::hardware_concurrency());
     own_pool_ = std::make_shared<ThreadPool>(n);
     executor_ = own_pool_;
+    io_.set_batch_end([this] { flush_handoff(); });
   }
   health_enabled_ = opts_.health_check;
 }

@@ -181,6 +181,46 @@ TEST_P(EngineTest, SlotCompletionDoesNotWakeTheIoThread) {
 }
 #endif
 
+// The engine's own pool gets the messages of one read (here: one drained
+// batch of the in-process bus's deliveries) in one hand-off: by the time
+// the first handler runs, every message of the batch has been dispatched.
+TEST_P(EngineTest, OneReadBatchIsHandedToThePoolAtOnce) {
+  if (GetParam() != "inproc") GTEST_SKIP() << "a Redis read is cut at hiredis's buffer size";
+  auto& g = started();
+  auto& client = started();
+  auto topic = unique_topic("batch");
+  constexpr std::size_t kN = 500;
+  // An inline slot holds g's I/O thread while the batch piles up.
+  Latch hold;
+  Counter holding;
+  subs_.push_back(g.slot(
+      topic + ".hold",
+      [&](const Request&) {
+        holding.add();
+        hold.wait();
+      },
+      HandlerOptions{}.set_inline_delivery()));
+  std::atomic<std::int64_t> seen_first{-1};
+  Counter handled;
+  subs_.push_back(g.slot(topic + ".work", [&](const Request&) {
+    std::int64_t none = -1;
+    seen_first.compare_exchange_strong(none,
+                                       static_cast<std::int64_t>(g.stats().signals_received));
+    handled.add();
+  }));
+  client.signal(topic + ".hold", 0);
+  ASSERT_TRUE(holding.wait_for(1));
+  Counter delivered;
+  for (std::size_t i = 0; i < kN; ++i) {
+    client.signal(topic + ".work", i, [&](const SignalResult&) { delivered.add(); });
+  }
+  ASSERT_TRUE(delivered.wait_for(kN));  // all queued for g's I/O thread
+  hold.open();
+  ASSERT_TRUE(handled.wait_for(kN));
+  // The hold signal, and the whole batch.
+  EXPECT_EQ(seen_first.load(), static_cast<std::int64_t>(kN + 1));
+}
+
 TEST_P(EngineTest, OrderedSlotsRunOneAtATimeInOrder) {
   auto topic = unique_topic("ordered");
   auto& g = started();
