@@ -90,9 +90,9 @@ class IoLoop final : public IoContext {
   std::vector<std::function<void()>> running_;
   std::vector<std::function<void()>> lazy_;  // guarded by mu_
   std::atomic<bool> lazy_pending_{false};    // lazy_ is not empty: checked unlocked
-  bool closing_ = false;  // guarded by mu_
-  bool closed_ = false;   // guarded by mu_: async_ is closed
-  bool started_ = false;  // guarded by mu_
+  bool closing_ = false;                     // guarded by mu_
+  bool closed_ = false;                      // guarded by mu_: async_ is closed
+  bool started_ = false;                     // guarded by mu_
   // Threads between deciding to wake the loop (under mu_) and the end of
   // their uv_async_send: async_ is not closed while non-zero.
   std::atomic<int> senders_{0};

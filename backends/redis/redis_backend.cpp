@@ -114,8 +114,9 @@ class RedisBackend final : public Backend,
     }
     channels_.clear();
     patterns_.clear();
-    release_awaiting_all(Status::error(StatusCode::kClosing, "closed before the subscription was "
-                                                             "confirmed"));
+    release_awaiting_all(Status::error(StatusCode::kClosing,
+                                       "closed before the subscription was "
+                                       "confirmed"));
     restoring_ = 0;
     down_reported_ = false;
     if (sentinel_) sentinel_->close();

@@ -191,9 +191,9 @@ void Engine::start_request(std::uint64_t seq, std::string channel, std::string p
     // Fails fast, as a publish would: the backend holds subscribe() calls
     // (the per-request scheme's) until it is back.
     counters_.publish_failures.fetch_add(1, std::memory_order_relaxed);
-    complete(Message("request not sent: not connected to " + backend_->describe() +
-                         " (reconnecting)",
-                     code::kUnavailable));
+    complete(
+        Message("request not sent: not connected to " + backend_->describe() + " (reconnecting)",
+                code::kUnavailable));
     return;
   }
   if (timeout.count() <= 0) {  // an inherited deadline already passed: not sent

@@ -521,11 +521,12 @@ TEST_P(CompositionTest, OverallTimeoutAnswers499AndStartsNoFurtherStep) {
   std::atomic<int> completions{0};
   // Local lambdas only: the engine given keeps the deadline on its loop.
   auto& g = started();
-  comp.execute("x",
-               [&](Message m) {
-                 if (++completions == 1) p.set_value(std::move(m));
-               },
-               ExecuteOptions{}.set_timeout(50ms).set_engine(g));
+  comp.execute(
+      "x",
+      [&](Message m) {
+        if (++completions == 1) p.set_value(std::move(m));
+      },
+      ExecuteOptions{}.set_timeout(50ms).set_engine(g));
   auto f = p.get_future();
   auto m = get(f);
   EXPECT_EQ(m.code(), 499);
@@ -724,13 +725,14 @@ TEST_P(CompositionTest, CompletesExactlyOnceWhenTimeoutsRaceCompletions) {
     }
   });
   for (int i = 0; i < kN; ++i) {
-    comp.execute(i,
-                 [&, i](Message m) {
-                   ++counts[i];
-                   (m.code() == 499 ? timed_out : ok)++;
-                   total.add();
-                 },
-                 ExecuteOptions{}.set_timeout(std::chrono::milliseconds(1 + i % 3)).set_engine(g));
+    comp.execute(
+        i,
+        [&, i](Message m) {
+          ++counts[i];
+          (m.code() == 499 ? timed_out : ok)++;
+          total.add();
+        },
+        ExecuteOptions{}.set_timeout(std::chrono::milliseconds(1 + i % 3)).set_engine(g));
   }
   releaser.join();
   ASSERT_TRUE(total.wait_for(kN));

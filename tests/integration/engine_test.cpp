@@ -204,8 +204,7 @@ TEST_P(EngineTest, OneReadBatchIsHandedToThePoolAtOnce) {
   Counter handled;
   subs_.push_back(g.slot(topic + ".work", [&](const Request&) {
     std::int64_t none = -1;
-    seen_first.compare_exchange_strong(none,
-                                       static_cast<std::int64_t>(g.stats().signals_received));
+    seen_first.compare_exchange_strong(none, static_cast<std::int64_t>(g.stats().signals_received));
     handled.add();
   }));
   client.signal(topic + ".hold", 0);

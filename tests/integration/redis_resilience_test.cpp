@@ -354,8 +354,8 @@ TEST_F(Resilience, SubscriptionsAreConfirmedOnlyByTheServerAcrossARestart) {
   ASSERT_TRUE(w.log->wait_for(kBack, 1, 5s));
   auto seen = outcomes->of(channel);
   ASSERT_EQ(seen.size(), 1u) << "reported more than once";
-  EXPECT_TRUE(seen[0].status.ok()) << "reported before the server confirmed it: "
-                                   << seen[0].status.message();
+  EXPECT_TRUE(seen[0].status.ok())
+      << "reported before the server confirmed it: " << seen[0].status.message();
   EXPECT_GE(seen[0].at, restarted);
   RawRedis raw(target(*s));
   EXPECT_EQ(raw.numsub(channel), 1);
