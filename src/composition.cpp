@@ -13,15 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
-#include <map>
-#include <mutex>
 #include <optional>
-#include <thread>
-
-#ifdef __linux__
-#include <pthread.h>
-#endif
 
 #include "engine_impl.hpp"
 #include "gilmour/executor.hpp"
@@ -65,100 +57,6 @@ using Clock = std::chrono::steady_clock;
 
 Message timeout_message() { return Message("Execution timed out", code::kTimeout); }
 
-// ------------------------------------------------------------------ timer
-
-/// The fallback for compositions without an engine (only local lambdas), or
-/// whose engine is not running: one process-wide timer thread, started on
-/// first use. Deadlines
-/// live in an ordered map (earliest first) so that a finished execution can
-/// cancel its entry at once. Callbacks run on the timer thread, unlocked.
-class TimerService {
- public:
-  using Key = std::pair<Clock::time_point, std::uint64_t>;
-
-  static TimerService& instance() {
-    static TimerService service;
-    return service;
-  }
-
-  /// A key for `when`; pass it to schedule() (the caller stores it first).
-  Key make_key(Clock::time_point when) { return {when, next_id_.fetch_add(1) + 1}; }
-
-  void schedule(const Key& key, std::function<void()> fn) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_) return;
-      if (!thread_.joinable()) {
-        thread_ = std::thread([this] {
-#ifdef __linux__
-          pthread_setname_np(pthread_self(), "gilmour-compose");
-#endif
-          run();
-        });
-      }
-      bool earliest = queue_.empty() || key < queue_.begin()->first;
-      queue_.emplace(key, std::move(fn));
-      if (!earliest) return;
-    }
-    cv_.notify_one();
-  }
-
-  void cancel(const Key& key) noexcept {
-    std::function<void()> dropped;  // destroyed unlocked
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = queue_.find(key);
-    if (it == queue_.end()) return;
-    dropped = std::move(it->second);
-    queue_.erase(it);
-  }
-
-  TimerService(const TimerService&) = delete;
-  TimerService& operator=(const TimerService&) = delete;
-
- private:
-  TimerService() = default;
-  ~TimerService() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_one();
-    if (thread_.joinable()) thread_.join();
-  }
-
-  void run() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stopping_) {
-      if (queue_.empty()) {
-        cv_.wait(lock);
-        continue;
-      }
-      auto when = queue_.begin()->first.first;
-      if (Clock::now() < when) {
-        cv_.wait_until(lock, when);
-        continue;
-      }
-      auto fn = std::move(queue_.begin()->second);
-      queue_.erase(queue_.begin());
-      lock.unlock();
-      try {
-        fn();
-      } catch (...) {  // completions swallow their own errors; belt and braces
-      }
-      fn = nullptr;
-      lock.lock();
-    }
-    queue_.clear();
-  }
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::map<Key, std::function<void()>> queue_;
-  std::atomic<std::uint64_t> next_id_{0};
-  bool stopping_ = false;
-  std::thread thread_;
-};
-
 // -------------------------------------------------------------------- run
 
 /// One execution: delivers the user's completion exactly once.
@@ -174,6 +72,16 @@ class Run {
   Run& operator=(const Run&) = delete;
 
   bool finished() const noexcept { return finished_.load(std::memory_order_acquire); }
+
+  /// True when the execution is over: finished, or its deadline passed (it
+  /// completes with 499 now). Checked before every step starts, so that the
+  /// deadline holds between steps even without a timer (no running engine).
+  bool over() noexcept {
+    if (finished()) return true;
+    if (!ctx.deadline || Clock::now() < *ctx.deadline) return false;
+    finish(timeout_message());
+    return true;
+  }
 
   /// The execution's deadline and trace id, which every step inherits. Set
   /// before the first step starts, read-only after.
@@ -284,24 +192,24 @@ void exec_lambda(const NodePtr& node, const RunPtr& run, nlohmann::json input, N
   if (error) guard->fire(Message(exception_text(error), code::kHandlerError));
 }
 
-/// Completes `run` with 499 at `when`: on the loop of the composition's
-/// (first) engine when it runs, else on the fallback timer thread.
-void arm_deadline(const Composition::Node& node, const RunPtr& run, Clock::time_point when) {
-  auto fire = [weak = std::weak_ptr<Run>(run)] {
-    if (auto r = weak.lock()) r->finish(timeout_message());
-  };
-  if (auto engine = node.timer_engine.lock()) {
-    auto slot = std::make_shared<gilmour::detail::IoLoop::TimerId>();
-    std::weak_ptr<gilmour::detail::Engine> weak_engine = engine;
-    run->set_cancel([weak_engine, slot] {
-      if (auto e = weak_engine.lock()) e->cancel_timer(slot);
-    });
-    if (engine->schedule_at(when, fire, slot)) return;
-  }
-  auto& timers = TimerService::instance();
-  auto key = timers.make_key(when);
-  run->set_cancel([key] { TimerService::instance().cancel(key); });
-  timers.schedule(key, fire);
+/// Completes `run` with 499 at `when` on the loop of `engine` (the
+/// composition's first request step's, else ExecuteOptions::engine) when it
+/// runs. There is no other timer: without a running engine the deadline is
+/// checked before each step starts (Run::over()).
+void arm_deadline(const std::weak_ptr<gilmour::detail::Engine>& weak_engine, const RunPtr& run,
+                  Clock::time_point when) {
+  auto engine = weak_engine.lock();
+  if (!engine) return;
+  auto slot = std::make_shared<gilmour::detail::IoLoop::TimerId>();
+  run->set_cancel([weak_engine, slot] {
+    if (auto e = weak_engine.lock()) e->cancel_timer(slot);
+  });
+  engine->schedule_at(
+      when,
+      [weak = std::weak_ptr<Run>(run)] {
+        if (auto r = weak.lock()) r->finish(timeout_message());
+      },
+      slot);
 }
 
 // ------------------------------------------------------------- sequential
@@ -438,6 +346,7 @@ void exec_parallel(const NodePtr& node, const RunPtr& run, const nlohmann::json&
 }
 
 void exec(const NodePtr& node, const RunPtr& run, nlohmann::json input, Next k) {
+  if (run->over()) return;
   switch (node->kind) {
     case Kind::kRequest:
       exec_request(node, run, std::move(input), k);
@@ -553,8 +462,16 @@ void Composition::execute(nlohmann::json input, Completion done, ExecuteOptions 
     auto own = Clock::now() + timeout;
     if (!run->ctx.deadline || own < *run->ctx.deadline) run->ctx.deadline = own;
   }
-  if (run->ctx.deadline) arm_deadline(*node_, run, *run->ctx.deadline);
-  exec(node_, run, std::move(input), [run](Message m) { run->finish(std::move(m)); });
+  if (run->ctx.deadline) {
+    auto timer_engine = node_->timer_engine;
+    if (!node_->has_engine && options.engine != nullptr) {
+      timer_engine = gilmour::detail::EngineAccess::of(*options.engine);
+    }
+    arm_deadline(timer_engine, run, *run->ctx.deadline);
+  }
+  exec(node_, run, std::move(input), [run](Message m) {
+    if (!run->over()) run->finish(std::move(m));  // past the deadline: 499
+  });
 }
 
 std::future<Message> Composition::execute(nlohmann::json input, ExecuteOptions options) const {

@@ -335,6 +335,9 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   /// Hands a handler invocation to the executor (through the handler's own
   /// queue when it is ordered).
   void submit_for(const std::shared_ptr<HandlerEntry>& h, std::function<void()> task);
+  /// I/O thread, at the end of each loop phase (IoLoop::set_batch_end):
+  /// hands what submit_for() collected to the pool in one submit_bulk().
+  void flush_handoff();
   void run_reply(const std::shared_ptr<ReplyState>& st);
   void run_slot(const std::shared_ptr<HandlerEntry>& h,
                 const std::shared_ptr<const Request::Impl>& req,
@@ -367,6 +370,7 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   IoLoop io_;
   std::shared_ptr<Executor> executor_;
   std::shared_ptr<ThreadPool> own_pool_;
+  std::vector<std::function<void()>> handoff_;  // I/O thread only: see flush_handoff()
   std::atomic<int> state_{kNew};
   std::atomic<bool> io_started_{false};
   std::atomic<std::uint64_t> seq_{0};
@@ -382,6 +386,9 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   std::unordered_map<std::string, ChannelSubs> subs_;
   std::unordered_map<std::uint64_t, Pending> pending_;
   bool connected_ = false;
+  // Between kDisconnected and kReconnected: add_handler() does not wait for a
+  // confirmation that comes only when the backend is back.
+  std::atomic<bool> backend_down_{false};
   std::string lookup_key_;                         // on_message's scratch key
   std::list<std::shared_ptr<Invocation>> queued_;  // handed to the executor, not finished
 

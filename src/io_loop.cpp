@@ -8,12 +8,16 @@ namespace gilmour::detail {
 
 IoLoop::IoLoop() {
   if (uv_loop_init(&loop_) != 0 || uv_async_init(&loop_, &async_, &IoLoop::on_async) != 0 ||
-      uv_timer_init(&loop_, &timer_) != 0) {
+      uv_timer_init(&loop_, &timer_) != 0 || uv_prepare_init(&loop_, &prepare_) != 0 ||
+      uv_prepare_start(&prepare_, &IoLoop::on_prepare) != 0 ||
+      uv_check_init(&loop_, &check_) != 0 || uv_check_start(&check_, &IoLoop::on_check) != 0) {
     std::fprintf(stderr, "gilmour: cannot initialise the libuv loop\n");
     std::abort();
   }
   async_.data = this;
   timer_.data = this;
+  prepare_.data = this;
+  check_.data = this;
 }
 
 IoLoop::~IoLoop() {
@@ -23,6 +27,8 @@ IoLoop::~IoLoop() {
     // Never ran: close the handles on this thread.
     uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&check_), nullptr);
     uv_run(&loop_, UV_RUN_DEFAULT);
     uv_loop_close(&loop_);
   }
@@ -65,6 +71,8 @@ void IoLoop::stop_and_join() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     dropped.swap(queue_);
+    for (auto& fn : lazy_) dropped.push_back(std::move(fn));
+    lazy_.clear();
   }
 }
 
@@ -85,6 +93,36 @@ bool IoLoop::try_post(std::function<void()> fn) {
   return true;
 }
 
+void IoLoop::post_lazy(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!started_ || closed_) return;
+  lazy_.push_back(std::move(fn));
+  lazy_pending_.store(true, std::memory_order_release);
+}
+
+void IoLoop::on_prepare(uv_prepare_t* handle) {
+  auto* self = static_cast<IoLoop*>(handle->data);
+  self->run_lazy();
+  if (self->batch_end_) self->batch_end_();
+}
+
+void IoLoop::on_check(uv_check_t* handle) {
+  auto* self = static_cast<IoLoop*>(handle->data);
+  if (self->batch_end_) self->batch_end_();
+}
+
+void IoLoop::run_lazy() {
+  // One atomic load per loop iteration when nothing is lazy.
+  if (!lazy_pending_.load(std::memory_order_acquire)) return;
+  std::vector<std::function<void()>> batch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    batch.swap(lazy_);
+    lazy_pending_.store(false, std::memory_order_relaxed);
+  }
+  for (auto& fn : batch) fn();
+}
+
 void IoLoop::wake() noexcept {
   uv_async_send(&async_);
   senders_.fetch_sub(1, std::memory_order_release);
@@ -100,6 +138,7 @@ void IoLoop::drain() {
   // One batch per wake-up: tasks posted while this batch runs wait for the
   // next loop iteration, so a flood of posts never starves socket I/O and
   // timers (the first post into the emptied queue re-arms the async handle).
+  run_lazy();  // what was posted lazily before this batch runs first
   bool closing = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -109,12 +148,13 @@ void IoLoop::drain() {
   for (auto& fn : running_) fn();
   running_.clear();
   if (closing) {
-    // Run whatever was posted meanwhile, then close our handles.
+    // Run whatever was posted meanwhile (lazily or not), then close our handles.
     for (;;) {
+      run_lazy();
       {
         std::lock_guard<std::mutex> lock(mu_);
         running_.swap(queue_);
-        if (running_.empty()) {
+        if (running_.empty() && lazy_.empty()) {
           closed_ = true;
           break;
         }
@@ -126,9 +166,12 @@ void IoLoop::drain() {
     // us before that may still be inside uv_async_send. It is one
     // non-blocking syscall away from done: wait for it before closing.
     while (senders_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+    if (batch_end_) batch_end_();  // nothing collected is left behind
     timers_.clear();
     uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&check_), nullptr);
   }
 }
 

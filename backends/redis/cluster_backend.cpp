@@ -229,6 +229,8 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
     }
     channels_.clear();
     patterns_.clear();
+    awaiting_.release_all(defer_, Status::error(StatusCode::kClosing,
+                                                "closed before the subscription was confirmed"));
     for (auto& n : nodes_) {
       fail_waiting(*n, not_open());
       n->channels.clear();
@@ -255,8 +257,8 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
     (pattern ? patterns_ : channels_).insert(channel);
     Node* n = target_of(channel, pattern);
     if (!n) {
-      defer_.later(
-          [done, st = not_connected("the subscription is restored on reconnect")] { done(st); });
+      // Confirmed when a master is back to hold it (reconcile()).
+      awaiting_.add({channel, pattern}, std::move(done));
       return;
     }
     Node* holder = holder_of(channel, pattern);
@@ -265,11 +267,16 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
       return;
     }
     if (holder) send_subscription(*holder, false, channel, pattern, nullptr);
-    send_subscription(*n, true, channel, pattern, std::move(done));
+    // The node may fail first: then it waits for the next placement.
+    send_subscription(*n, true, channel, pattern,
+                      awaiting_.park_on_loss({channel, pattern}, std::move(done),
+                                             [this](const SubKey& key) { return kept(key); }));
   }
 
   void unsubscribe(const std::string& channel, bool pattern, StatusCallback done) override {
     auto& set = pattern ? patterns_ : channels_;
+    awaiting_.release(defer_, {channel, pattern},
+                      Status::error(StatusCode::kInvalid, "unsubscribed before it was confirmed"));
     Node* n = holder_of(channel, pattern);
     if (phase_ != Phase::kOpen || set.erase(channel) == 0 || !n) {
       defer_.later([done] { done(Status()); });
@@ -772,6 +779,13 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
     return nullptr;
   }
 
+  using SubKey = AwaitingSubscriptions::Key;
+
+  /// True while `key` is in the subscription set (placed again after a failure).
+  bool kept(const SubKey& key) const {
+    return (key.second ? patterns_ : channels_).count(key.first) != 0;
+  }
+
   /// The node whose subscriber holds `name`, or null.
   Node* holder_of(const std::string& name, bool pattern) const {
     for (const auto& n : nodes_) {
@@ -804,10 +818,17 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
         if (!target || target == holder) continue;
         if (holder) send_subscription(*holder, false, name, pattern, nullptr);
         ++restoring_;
-        send_subscription(*target, true, name, pattern, StatusCallback([this](const Status&) {
-          if (restoring_ > 0) --restoring_;
-          check_reconnected();
-        }));
+        send_subscription(*target, true, name, pattern,
+                          StatusCallback([this, key = SubKey(name, pattern)](const Status& st) {
+                            // A subscribe() made while no master could hold
+                            // it is confirmed now (or refused); one cut by a
+                            // new failure waits for the next placement.
+                            if (st.code() != StatusCode::kNotConnected) {
+                              awaiting_.release(defer_, key, st);
+                            }
+                            if (restoring_ > 0) --restoring_;
+                            check_reconnected();
+                          }));
       }
     }
   }
@@ -901,6 +922,7 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
   std::map<std::uint64_t, std::function<void()>> finished_;  // callbacks waiting their turn
   bool draining_ = false;
   Deferral defer_;
+  AwaitingSubscriptions awaiting_;  // subscribe() calls waiting for a placement
 };
 
 }  // namespace

@@ -468,7 +468,12 @@ void Connection::on_disconnect_cb(const redisAsyncContext* ac, int status) {
   auto* self = static_cast<Connection*>(ac->data);
   if (!self) return;
   self->peer_closed_ = ac->c.err == REDIS_ERR_EOF;
-  guarded([&] { self->handle_disconnect(status, ac->c.errstr); });
+  // REDIS_ERR_OTHER: hiredis dropped the context for a server's error reply
+  // (e.g. NOPERM on a SUBSCRIBE); pending operations report that error as a
+  // server error, not as a lost connection (a kept subscription is not
+  // retried on it, gilmour/backend.hpp).
+  const bool refused = ac->c.err == REDIS_ERR_OTHER;
+  guarded([&] { self->handle_disconnect(status, ac->c.errstr, refused); });
 }
 
 void Connection::on_reply_cb(redisAsyncContext* ac, void* reply, void*) {
@@ -488,12 +493,12 @@ void Connection::handle_connect(int status, const char* err) {
   start_handshake();
 }
 
-void Connection::handle_disconnect(int status, const char* err) {
+void Connection::handle_disconnect(int status, const char* err, bool refused) {
   ac_ = nullptr;  // hiredis frees it after this callback
   std::string why =
       "lost connection to " + address_ + ": " +
       (status == REDIS_OK ? std::string("closed") : std::string(err && *err ? err : "I/O error"));
-  down(why);
+  down(why, refused ? StatusCode::kServerError : StatusCode::kNotConnected);
 }
 
 void Connection::start_handshake() {

@@ -183,7 +183,7 @@ class Connection {
 
   bool attach(redisAsyncContext* ac);
   void handle_connect(int status, const char* err);
-  void handle_disconnect(int status, const char* err);
+  void handle_disconnect(int status, const char* err, bool refused);
   void handle_reply(redisReply* r);
   void handle_timer();
   void complete(Op& op, redisReply* r);

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include <functional>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -91,6 +92,48 @@ class Deferral {
   bool closing_ = false;
   std::vector<std::function<void()>> pending_;
   std::function<void()> done_;
+};
+
+/// The subscribe() calls a backend holds until the server confirms their
+/// subscription after a reconnect: the backend owns the subscription set
+/// (gilmour/backend.hpp), so a subscribe() made while it is down completes
+/// when its restore is confirmed, never with kNotConnected.
+class AwaitingSubscriptions {
+ public:
+  /// A channel or pattern, and whether it is a pattern.
+  using Key = std::pair<std::string, bool>;
+
+  void add(const Key& key, Backend::StatusCallback done) {
+    waiting_[key].push_back(std::move(done));
+  }
+  /// A subscribe completion that parks itself here when the connection
+  /// dropped before the confirmation and `kept(key)` says the backend still
+  /// keeps the subscription (to restore it); it completes otherwise.
+  template <typename Kept>
+  Backend::StatusCallback park_on_loss(Key key, Backend::StatusCallback done, Kept kept) {
+    return [this, key = std::move(key), done = std::move(done), kept](const Status& st) {
+      if (st || st.code() != StatusCode::kNotConnected || !kept(key)) {
+        done(st);
+      } else {
+        add(key, done);
+      }
+    };
+  }
+  /// Completes the calls waiting for `key` with `st`, from the loop.
+  void release(Deferral& defer, const Key& key, const Status& st) {
+    auto it = waiting_.find(key);
+    if (it == waiting_.end()) return;
+    defer.later([done = std::move(it->second), st] {
+      for (const auto& d : done) d(st);
+    });
+    waiting_.erase(it);
+  }
+  void release_all(Deferral& defer, const Status& st) {
+    while (!waiting_.empty()) release(defer, waiting_.begin()->first, st);
+  }
+
+ private:
+  std::map<Key, std::vector<Backend::StatusCallback>> waiting_;
 };
 
 /// "not connected to redis ADDRESS (reconnecting)[; more]".

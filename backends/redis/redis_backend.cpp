@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <unordered_set>
 #include <utility>
@@ -113,6 +114,8 @@ class RedisBackend final : public Backend,
     }
     channels_.clear();
     patterns_.clear();
+    awaiting_.release_all(defer_, Status::error(StatusCode::kClosing,
+                                                "closed before the subscription was confirmed"));
     restoring_ = 0;
     down_reported_ = false;
     if (sentinel_) sentinel_->close();
@@ -128,14 +131,20 @@ class RedisBackend final : public Backend,
     }
     (pattern ? patterns_ : channels_).insert(channel);
     if (!sub_.ready()) {
-      later([done, st = not_connected("the subscription is restored on reconnect")] { done(st); });
+      // Confirmed when the subscriber is back and the server confirmed it.
+      awaiting_.add({channel, pattern}, std::move(done));
       return;
     }
-    send_subscription(OpKind::kSubscribe, channel, pattern, std::move(done));
+    // The connection may drop first: then it waits for the restore.
+    send_subscription(OpKind::kSubscribe, channel, pattern,
+                      awaiting_.park_on_loss({channel, pattern}, std::move(done),
+                                             [this](const SubKey& key) { return kept(key); }));
   }
 
   void unsubscribe(const std::string& channel, bool pattern, StatusCallback done) override {
     auto& set = pattern ? patterns_ : channels_;
+    awaiting_.release(defer_, {channel, pattern},
+                      Status::error(StatusCode::kInvalid, "unsubscribed before it was confirmed"));
     if (phase_ != Phase::kOpen || set.erase(channel) == 0 || !sub_.ready()) {
       // Not subscribed (or not connected: it will not be restored): done.
       later([done] { done(Status()); });
@@ -326,13 +335,23 @@ class RedisBackend final : public Backend,
       op.kind = OpKind::kSubscribe;
       op.pattern = pattern;
       op.what = name;
-      op.cb = StatusCallback([this](const Status& st) {
+      op.cb = StatusCallback([this, key = std::make_pair(name, pattern)](const Status& st) {
+        // A subscribe made while down is confirmed now (or refused by the
+        // server); one cut again by a new loss waits for the next restore.
+        if (st.code() != StatusCode::kNotConnected) awaiting_.release(defer_, key, st);
         if (st && restoring_ > 0 && --restoring_ == 0) check_reconnected();
       });
       if (sub_.send(op)) ++restoring_;
     };
     for (auto& ch : channels_) restore(ch, false);
     for (auto& p : patterns_) restore(p, true);
+  }
+
+  using SubKey = detail::AwaitingSubscriptions::Key;
+
+  /// True while `key` is in the subscription set (restored on reconnect).
+  bool kept(const SubKey& key) const {
+    return (key.second ? patterns_ : channels_).count(key.first) != 0;
   }
 
   /// Reports kReconnected once both connections are back and every
@@ -442,6 +461,10 @@ class RedisBackend final : public Backend,
   std::size_t restoring_ = 0;  // re-subscriptions not yet confirmed
   std::unordered_set<std::string> channels_;
   std::unordered_set<std::string> patterns_;
+  // subscribe() calls made while the subscriber was down (or cut by a loss),
+  // completed when the restore is confirmed: the backend alone owns the
+  // subscription set across reconnects (gilmour/backend.hpp).
+  detail::AwaitingSubscriptions awaiting_;
   detail::Deferral defer_;
 };
 

@@ -133,8 +133,21 @@ class GILMOUR_API Backend {
   /// still pending are invoked with an error status before it.
   virtual void close(StatusCallback done) = 0;
 
-  /// SUBSCRIBE (or PSUBSCRIBE when `pattern`); `done` when confirmed.
-  /// Subscriptions are kept across reconnects until unsubscribe().
+  /// SUBSCRIBE (or PSUBSCRIBE when `pattern`).
+  ///
+  /// The backend is the one owner of the subscription set: it keeps every
+  /// subscription across reconnects until unsubscribe(), restores the set
+  /// after each reconnect, and reports kReconnected only once every restored
+  /// subscription is confirmed. The engine keeps no copy to re-subscribe.
+  ///
+  /// `done` runs once: with success when the server has confirmed the
+  /// subscription; when the backend is down (or the connection drops before
+  /// the confirmation), not before the subscription is restored and
+  /// confirmed after the reconnect; with an error when the server refuses it,
+  /// with kInvalid when unsubscribe() comes first, with kClosing at close().
+  /// It never reports kNotConnected for a subscription the backend keeps.
+  /// A backend that cannot lose its connection (the in-process bus) confirms
+  /// at once.
   virtual void subscribe(const std::string& channel, bool pattern, StatusCallback done) = 0;
   /// UNSUBSCRIBE (or PUNSUBSCRIBE when `pattern`); `done` when confirmed.
   virtual void unsubscribe(const std::string& channel, bool pattern, StatusCallback done) = 0;

@@ -57,10 +57,12 @@
 /// further step starts and the late outcomes of running steps are ignored
 /// (requests already sent still run to their own end on the services). The
 /// deadline is kept by a timer on the I/O loop of the composition's first
-/// request step's engine when that engine runs; only a composition without
-/// a running engine (local lambdas only) falls back to one timer thread per
-/// process (named "gilmour-compose"), started on first such use and joined
-/// at static destruction. There is no thread per execution.
+/// request step's engine (for local lambdas only: ExecuteOptions::engine's)
+/// when that engine runs. The library has no timer thread of its own: without
+/// a running engine the deadline is checked before each step starts (a step
+/// due after it is not started and the execution completes with 499), and a
+/// running lambda is not interrupted (the execution completes with 499 when
+/// it returns).
 ///
 /// Deadlines and traces: see ExecuteOptions::timeout. A request made inside
 /// a lambda inherits them as well (as one made by a handler does).
@@ -70,8 +72,7 @@
 /// called execute() when it is the first step. The completion (callback, or
 /// the future's value) is delivered on the thread that completed the last
 /// step, on the thread calling execute() when every step completed
-/// synchronously, or on timeout on a worker of that engine's Executor (on
-/// the fallback timer thread for a composition without a running engine). Keep lambdas
+/// synchronously, or on timeout on a worker of that engine's Executor. Keep lambdas
 /// and completion callbacks short; for slow local work use the
 /// completion-callback form of lambda and hand the work to your own thread.
 /// Parallel branches are started one after another by one thread: local
@@ -120,6 +121,24 @@ struct ExecuteOptions {
   /// step is bounded by what is left of the execution's deadline and carries
   /// the execution's trace id (a fresh one outside a handler).
   std::chrono::milliseconds timeout{0};
+  /// The engine whose I/O loop keeps the deadline of a composition that has
+  /// no request step (local lambdas only); ignored otherwise (the first
+  /// request step's engine keeps it). Not owned: it must outlive the
+  /// execute() call only (the execution refers to it weakly). Null: such a
+  /// composition's deadline is checked before each step starts, and a
+  /// running lambda is not interrupted.
+  Gilmour* engine = nullptr;
+
+  /// Sets `timeout`; returns *this.
+  ExecuteOptions& set_timeout(std::chrono::milliseconds v) {
+    timeout = v;
+    return *this;
+  }
+  /// Sets `engine`; returns *this.
+  ExecuteOptions& set_engine(Gilmour& v) {
+    engine = &v;
+    return *this;
+  }
 };
 
 /// Receives the outcome of an execution or of a step (exactly once).

@@ -199,6 +199,10 @@ void Engine::submit_for(const std::shared_ptr<HandlerEntry>& h, std::function<vo
   try {
     if (h->serial) {
       h->serial->submit(std::move(task));
+    } else if (own_pool_ && io_.on_io_thread()) {
+      // Collected: the whole batch of one socket read (or of one drained
+      // batch of posts) goes to the pool at once, in flush_handoff().
+      handoff_.push_back(std::move(task));
     } else {
       executor_->submit(std::move(task));
     }
@@ -206,6 +210,10 @@ void Engine::submit_for(const std::shared_ptr<HandlerEntry>& h, std::function<vo
     h->invocations.done();
     throw;
   }
+}
+
+void Engine::flush_handoff() {
+  if (!handoff_.empty()) own_pool_->submit_bulk(handoff_);
 }
 
 template <typename F>
@@ -240,11 +248,13 @@ void Engine::run_slot(const std::shared_ptr<HandlerEntry>& h,
       report_error(make_record(*req, code::kHandlerError, std::move(*err)));
     }
   }
-  // One hop back to the I/O thread: cancel the deadline (unless it fired)
-  // and forget the invocation. An inline run has neither.
+  // No hop back to the I/O thread: `done` makes the deadline timer a no-op
+  // if it fires first; the loop cancels it and forgets the invocation at
+  // its next iteration, without being woken for it. An inline run has
+  // neither.
   bool cancel = !st->done.exchange(true);
   if (!h->inline_delivery) {
-    io_.post([self = shared_from_this(), st, cancel] {
+    io_.post_lazy([self = shared_from_this(), st, cancel] {
       if (cancel) self->io_.cancel(st->timer);
       self->untrack(*st);
     });

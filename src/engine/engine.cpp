@@ -85,6 +85,7 @@ Engine::Engine(std::shared_ptr<Backend> backend, EngineOptions options)
     if (n == 0) n = std::max<std::size_t>(2, std::thread::hardware_concurrency());
     own_pool_ = std::make_shared<ThreadPool>(n);
     executor_ = own_pool_;
+    io_.set_batch_end([this] { flush_handoff(); });
   }
   health_enabled_ = opts_.health_check;
 }
@@ -299,22 +300,15 @@ void Engine::on_connection_state(ConnectionState state, std::string_view detail)
       return;  // start() returning says it
     case ConnectionState::kDisconnected:
       log_->warn("gilmour: lost {}: {}", backend_->describe(), detail);
+      backend_down_.store(true);
       break;
     case ConnectionState::kReconnected: {
       counters_.reconnects.fetch_add(1, std::memory_order_relaxed);
       log_->warn("gilmour: reconnected to {}", backend_->describe());
-      // The backend has restored every subscription it keeps, including those
-      // whose subscribe failed while it was down: they are confirmed now (a
-      // later handler on such a channel would otherwise wait for a
-      // confirmation that never comes).
-      std::vector<std::function<void(const Status&)>> waiters;
-      for (auto& [key, subs] : subs_) {
-        if (subs.confirmed) continue;
-        subs.confirmed = true;
-        for (auto& w : subs.waiters) waiters.push_back(std::move(w));
-        subs.waiters.clear();
-      }
-      for (auto& w : waiters) w(Status());
+      // Nothing to do for subscriptions: the backend owns the set across
+      // reconnects and has completed each subscribe() made while it was down
+      // when the server confirmed its restore (gilmour/backend.hpp).
+      backend_down_.store(false);
       break;
     }
   }

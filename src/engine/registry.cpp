@@ -40,6 +40,11 @@ Subscription Engine::add_handler(std::shared_ptr<HandlerEntry> entry) {
   if (s == kRunning || s == kStarting) {
     if (io_.on_io_thread()) {
       attach(entry, [](const Status&) {});
+    } else if (backend_down_.load()) {
+      // The backend confirms the subscription once it is back; no wait.
+      log_->info("gilmour: subscription to {} is confirmed when {} is back", entry->channel,
+                 backend_->describe());
+      io_.post([self = shared_from_this(), entry] { self->attach(entry, [](const Status&) {}); });
     } else {
       Status st;
       bool ok = wait_io([this, entry](auto done) { attach(entry, std::move(done)); },

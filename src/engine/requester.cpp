@@ -187,6 +187,15 @@ void Engine::start_request(std::uint64_t seq, std::string channel, std::string p
     complete(Message("engine stopped", code::kUnavailable));
     return;
   }
+  if (backend_down_.load()) {
+    // Fails fast, as a publish would: the backend holds subscribe() calls
+    // (the per-request scheme's) until it is back.
+    counters_.publish_failures.fetch_add(1, std::memory_order_relaxed);
+    complete(
+        Message("request not sent: not connected to " + backend_->describe() + " (reconnecting)",
+                code::kUnavailable));
+    return;
+  }
   if (timeout.count() <= 0) {  // an inherited deadline already passed: not sent
     counters_.client_timeouts.fetch_add(1, std::memory_order_relaxed);
     complete(timeout_message());

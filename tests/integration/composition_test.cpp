@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <map>
 #include <mutex>
@@ -39,22 +41,6 @@ Message run(const Composition& comp, json input, ExecuteOptions o = {}) {
   auto f = comp.execute(std::move(input), o);
   return get(f);
 }
-
-/// An Executor that counts the tasks it has finished running.
-class CountingExecutor final : public Executor {
- public:
-  explicit CountingExecutor(std::size_t n) : pool_(std::make_shared<ThreadPool>(n)) {}
-  void submit(std::function<void()> task) override {
-    pool_->submit([this, t = std::move(task)] {
-      t();
-      finished.add();
-    });
-  }
-  Counter finished;
-
- private:
-  std::shared_ptr<ThreadPool> pool_;
-};
 
 class CompositionTest : public BackendTest {
  protected:
@@ -533,11 +519,14 @@ TEST_P(CompositionTest, OverallTimeoutAnswers499AndStartsNoFurtherStep) {
   auto comp = c::pipe({hold, counted(after)});
   std::promise<Message> p;
   std::atomic<int> completions{0};
-  comp.execute("x",
-               [&](Message m) {
-                 if (++completions == 1) p.set_value(std::move(m));
-               },
-               {50ms});
+  // Local lambdas only: the engine given keeps the deadline on its loop.
+  auto& g = started();
+  comp.execute(
+      "x",
+      [&](Message m) {
+        if (++completions == 1) p.set_value(std::move(m));
+      },
+      ExecuteOptions{}.set_timeout(50ms).set_engine(g));
   auto f = p.get_future();
   auto m = get(f);
   EXPECT_EQ(m.code(), 499);
@@ -556,7 +545,7 @@ TEST_P(CompositionTest, OverallTimeoutAnswers499AndStartsNoFurtherStep) {
 
   // The same with parallel branches: none starts after the deadline.
   auto par = c::parallel({hold, c::pipe({hold, counted(after)})});
-  m = run(par, "y", {30ms});
+  m = run(par, "y", ExecuteOptions{}.set_timeout(30ms).set_engine(g));
   EXPECT_EQ(m.code(), 499);
   {
     std::lock_guard<std::mutex> lock(mu);
@@ -616,6 +605,38 @@ TEST_P(CompositionTest, DeadlineIsKeptOnTheEnginesLoop) {
   auto [code, thread] = f.get();
   EXPECT_EQ(code, 499);
   EXPECT_NE(thread, "gilmour-compose");
+}
+
+/// The names of this process's threads.
+std::vector<std::string> thread_names() {
+  std::vector<std::string> names;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    if (std::getline(comm, name)) names.push_back(name);
+  }
+  return names;
+}
+
+// Without an engine to keep it (local lambdas only), the deadline holds
+// between steps and the library starts no timer thread of its own.
+TEST(CompositionDeadline, WithoutAnEngineNeedsNoThreadAndHoldsBetweenSteps) {
+  std::atomic<int> after{0};
+  auto timeout = 20ms;
+  auto slow = c::lambda([timeout](Message m) {
+    // Runs past the execution's deadline (a polling wait on the clock).
+    auto until = std::chrono::steady_clock::now() + 2 * timeout;
+    while (std::chrono::steady_clock::now() < until) std::this_thread::yield();
+    return m;
+  });
+  auto m = run(c::pipe({slow, counted(after)}), 1, ExecuteOptions{}.set_timeout(timeout));
+  EXPECT_EQ(m.code(), 499) << m.data().dump();
+  EXPECT_EQ(after.load(), 0) << "a step started after the deadline";
+  // The last step returning late completes with 499 as well.
+  EXPECT_EQ(run(slow, 1, ExecuteOptions{}.set_timeout(timeout)).code(), 499);
+  // In time: unaffected.
+  EXPECT_EQ(run(counted(after), 7, ExecuteOptions{}.set_timeout(10s)).data(), 7);
+  for (const auto& name : thread_names()) EXPECT_NE(name, "gilmour-compose");
 }
 #endif
 
@@ -682,6 +703,10 @@ TEST_P(CompositionTest, CompletesExactlyOnceWhenTimeoutsRaceCompletions) {
     cv.notify_one();
   });
   auto comp = c::pipe({hold, c::lambda([](Message m) { return m.set_data("done"); })});
+  // Its loop keeps the deadlines; one worker delivers the 499s in order.
+  auto o = test_options();
+  o.worker_threads = 1;
+  auto& g = started(o);
   std::vector<std::atomic<int>> counts(kN);
   Counter total;
   std::atomic<int> timed_out{0}, ok{0};
@@ -700,21 +725,22 @@ TEST_P(CompositionTest, CompletesExactlyOnceWhenTimeoutsRaceCompletions) {
     }
   });
   for (int i = 0; i < kN; ++i) {
-    comp.execute(i,
-                 [&, i](Message m) {
-                   ++counts[i];
-                   (m.code() == 499 ? timed_out : ok)++;
-                   total.add();
-                 },
-                 {std::chrono::milliseconds(1 + i % 3)});
+    comp.execute(
+        i,
+        [&, i](Message m) {
+          ++counts[i];
+          (m.code() == 499 ? timed_out : ok)++;
+          total.add();
+        },
+        ExecuteOptions{}.set_timeout(std::chrono::milliseconds(1 + i % 3)).set_engine(g));
   }
   releaser.join();
   ASSERT_TRUE(total.wait_for(kN));
-  // A barrier on the timer thread: deadlines fire in order, so once this
-  // later one has fired, every earlier deadline has been handled.
+  // A barrier on the engine's loop and its one worker: deadlines fire in
+  // order, so once this later one has fired, every earlier one was handled.
   Completion parked;
   auto barrier = c::lambda([&](Message, Completion done) { parked = std::move(done); });
-  EXPECT_EQ(run(barrier, 0, {10ms}).code(), 499);
+  EXPECT_EQ(run(barrier, 0, ExecuteOptions{}.set_timeout(10ms).set_engine(g)).code(), 499);
   parked = nullptr;
   EXPECT_EQ(total.value(), static_cast<std::size_t>(kN));
   for (int i = 0; i < kN; ++i) EXPECT_EQ(counts[i].load(), 1) << i;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <fstream>
 #include <future>
 #include <map>
 #include <set>
@@ -135,6 +136,89 @@ TEST_P(EngineTest, GroupExclusivityFiveEnginesThousandMessages) {
   std::uint64_t lost = 0;
   for (auto& e : engines_) lost += e->stats().lock_lost;
   EXPECT_LE(lost, static_cast<std::uint64_t>(kMessages * (kEngines - 1) * 3));
+}
+
+#ifdef __linux__
+/// Write system calls this process has made so far (/proc/self/io).
+std::uint64_t write_syscalls() {
+  std::ifstream io("/proc/self/io");
+  std::string key;
+  std::uint64_t value = 0;
+  while (io >> key >> value) {
+    if (key == "syscw:") return value;
+  }
+  return 0;
+}
+
+// A slot invocation on the pool ends without a hop back to the I/O thread:
+// its deadline timer is left to the loop's next iteration (a no-op if it
+// fires first), so the worker never wakes the loop (no eventfd write).
+TEST_P(EngineTest, SlotCompletionDoesNotWakeTheIoThread) {
+  if (GetParam() != "inproc") GTEST_SKIP() << "the Redis backend's liveness traffic writes too";
+  auto o = test_options();
+  auto exec = std::make_shared<CountingExecutor>(3);
+  o.executor = exec;
+  auto& g = started(o);
+  auto topic = unique_topic("quiet");
+  Counter running;
+  Latch gate;
+  subs_.push_back(g.slot(
+      topic,
+      [&](const Request&) {
+        running.add();
+        gate.wait();
+      },
+      HandlerOptions{}.set_timeout(60s)));
+  g.signal(topic, 1);
+  g.signal(topic, 2);
+  ASSERT_TRUE(running.wait_for(2));
+  ASSERT_GT(write_syscalls(), 0u) << "/proc/self/io counts no writes here";
+  auto tasks = exec->finished.value();
+  auto before = write_syscalls();
+  gate.open();
+  ASSERT_TRUE(exec->finished.wait_for(tasks + 2));
+  EXPECT_EQ(write_syscalls(), before) << "a finished slot woke the I/O thread";
+  EXPECT_EQ(g.stats().signals_received, 2u);
+}
+#endif
+
+// The engine's own pool gets the messages of one read (here: one drained
+// batch of the in-process bus's deliveries) in one hand-off: by the time
+// the first handler runs, every message of the batch has been dispatched.
+TEST_P(EngineTest, OneReadBatchIsHandedToThePoolAtOnce) {
+  if (GetParam() != "inproc") GTEST_SKIP() << "a Redis read is cut at hiredis's buffer size";
+  auto& g = started();
+  auto& client = started();
+  auto topic = unique_topic("batch");
+  constexpr std::size_t kN = 500;
+  // An inline slot holds g's I/O thread while the batch piles up.
+  Latch hold;
+  Counter holding;
+  subs_.push_back(g.slot(
+      topic + ".hold",
+      [&](const Request&) {
+        holding.add();
+        hold.wait();
+      },
+      HandlerOptions{}.set_inline_delivery()));
+  std::atomic<std::int64_t> seen_first{-1};
+  Counter handled;
+  subs_.push_back(g.slot(topic + ".work", [&](const Request&) {
+    std::int64_t none = -1;
+    seen_first.compare_exchange_strong(none, static_cast<std::int64_t>(g.stats().signals_received));
+    handled.add();
+  }));
+  client.signal(topic + ".hold", 0);
+  ASSERT_TRUE(holding.wait_for(1));
+  Counter delivered;
+  for (std::size_t i = 0; i < kN; ++i) {
+    client.signal(topic + ".work", i, [&](const SignalResult&) { delivered.add(); });
+  }
+  ASSERT_TRUE(delivered.wait_for(kN));  // all queued for g's I/O thread
+  hold.open();
+  ASSERT_TRUE(handled.wait_for(kN));
+  // The hold signal, and the whole batch.
+  EXPECT_EQ(seen_first.load(), static_cast<std::int64_t>(kN + 1));
 }
 
 TEST_P(EngineTest, OrderedSlotsRunOneAtATimeInOrder) {

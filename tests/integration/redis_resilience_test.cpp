@@ -9,7 +9,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <future>
 #include <map>
 #include <mutex>
@@ -244,6 +246,123 @@ TEST_F(Resilience, SubscriptionsMadeWhileDownAreRestored) {
   other.signal(topic, 1, [&](const SignalResult& r) { p.set_value(r); });
   EXPECT_EQ(p.get_future().get().receivers, 1);
   ASSERT_TRUE(hits.wait_for(2));
+}
+
+/// The outcomes of subscribe() on a real backend: what came, and when.
+struct SubscribeOutcomes {
+  struct Outcome {
+    std::string channel;
+    Status status;
+    Clock::time_point at;
+  };
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Outcome> seen;
+
+  std::vector<Outcome> of(const std::string& channel) {
+    std::lock_guard<std::mutex> lock(mu);
+    std::vector<Outcome> out;
+    for (auto& o : seen)
+      if (o.channel == channel) out.push_back(o);
+    return out;
+  }
+  bool wait_for(const std::string& channel, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, scaled(timeout), [&] {
+      return std::any_of(seen.begin(), seen.end(),
+                         [&](const Outcome& o) { return o.channel == channel; });
+    });
+  }
+};
+
+/// A Backend that forwards to a real one, recording subscribe() outcomes.
+class RecordingBackend final : public Backend {
+ public:
+  RecordingBackend(std::shared_ptr<Backend> inner, std::shared_ptr<SubscribeOutcomes> log)
+      : inner_(std::move(inner)), log_(std::move(log)) {}
+  void open(IoContext& io, BackendListener& l, StatusCallback done) override {
+    inner_->open(io, l, std::move(done));
+  }
+  void close(StatusCallback done) override { inner_->close(std::move(done)); }
+  void subscribe(const std::string& channel, bool pattern, StatusCallback done) override {
+    inner_->subscribe(channel, pattern, [log = log_, channel, done](const Status& st) {
+      {
+        std::lock_guard<std::mutex> lock(log->mu);
+        log->seen.push_back({channel, st, Clock::now()});
+      }
+      log->cv.notify_all();
+      done(st);
+    });
+  }
+  void unsubscribe(const std::string& channel, bool pattern, StatusCallback done) override {
+    inner_->unsubscribe(channel, pattern, std::move(done));
+  }
+  void publish(const std::string& channel, std::string payload, CountCallback done) override {
+    inner_->publish(channel, std::move(payload), std::move(done));
+  }
+  void acquire_lock(const std::string& key, std::chrono::seconds ttl, BoolCallback done) override {
+    inner_->acquire_lock(key, ttl, std::move(done));
+  }
+  void hash_set(const std::string& key, const std::string& field, const std::string& value,
+                StatusCallback done) override {
+    inner_->hash_set(key, field, value, std::move(done));
+  }
+  void hash_delete(const std::string& key, const std::string& field, StatusCallback done) override {
+    inner_->hash_delete(key, field, std::move(done));
+  }
+  void hash_get_all(const std::string& key, HashCallback done) override {
+    inner_->hash_get_all(key, std::move(done));
+  }
+  void list_push_trim(const std::string& key, std::string value, std::int64_t keep,
+                      StatusCallback done) override {
+    inner_->list_push_trim(key, std::move(value), keep, std::move(done));
+  }
+  void subscriber_count(const std::string& channel, CountCallback done) override {
+    inner_->subscriber_count(channel, std::move(done));
+  }
+  std::string describe() const override { return inner_->describe(); }
+
+ private:
+  std::shared_ptr<Backend> inner_;
+  std::shared_ptr<SubscribeOutcomes> log_;
+};
+
+// One owner of the subscription set (gilmour/backend.hpp): a subscription
+// made while Redis is down is reported once, confirmed, and only after the
+// restarted server confirmed it (never "not connected" first, never guessed
+// by the engine at kReconnected); requests with confirm_subscribers reach it.
+TEST_F(Resilience, SubscriptionsAreConfirmedOnlyByTheServerAcrossARestart) {
+  auto s = own_server();
+  ASSERT_TRUE(s);
+  auto outcomes = std::make_shared<SubscribeOutcomes>();
+  auto w = watched();
+  engines_.push_back(std::make_unique<Gilmour>(
+      std::make_shared<RecordingBackend>(redis::make_backend(options_for(*s)), outcomes),
+      w.options));
+  auto& g = *engines_.back();
+  g.start();
+  auto topic = unique_topic("owner");
+  const std::string channel = "gilmour.request." + topic;
+  s->kill();
+  ASSERT_TRUE(w.log->wait_for(kLost, 1, 5s));
+  auto t0 = Clock::now();
+  auto rep = g.reply_to(topic, [](const Request&, Response& res) { res.set_data("ok"); });
+  EXPECT_LT(Clock::now() - t0, scaled(2s)) << "reply_to() must not wait for a server that is down";
+  ASSERT_TRUE(s->restart()) << s->error();
+  auto restarted = Clock::now();
+  ASSERT_TRUE(outcomes->wait_for(channel, 5s));
+  ASSERT_TRUE(w.log->wait_for(kBack, 1, 5s));
+  auto seen = outcomes->of(channel);
+  ASSERT_EQ(seen.size(), 1u) << "reported more than once";
+  EXPECT_TRUE(seen[0].status.ok())
+      << "reported before the server confirmed it: " << seen[0].status.message();
+  EXPECT_GE(seen[0].at, restarted);
+  RawRedis raw(target(*s));
+  EXPECT_EQ(raw.numsub(channel), 1);
+  auto& other = started(test_options(), s.get());
+  auto m = other.request_sync(topic, 1, RequestOptions{}.set_confirm_subscribers());
+  EXPECT_EQ(m.code(), 200) << m.error_text();
+  EXPECT_EQ(m.data<std::string>(), "ok");
 }
 
 /// A fake server on 127.0.0.1 that answers every command with `reply`

@@ -92,4 +92,21 @@ class Latch {
   bool open_ = false;
 };
 
+/// An Executor that counts the tasks it has finished running (each counted
+/// after it returned).
+class CountingExecutor final : public Executor {
+ public:
+  explicit CountingExecutor(std::size_t n) : pool_(std::make_shared<ThreadPool>(n)) {}
+  void submit(std::function<void()> task) override {
+    pool_->submit([this, t = std::move(task)] {
+      t();
+      finished.add();
+    });
+  }
+  Counter finished;
+
+ private:
+  std::shared_ptr<ThreadPool> pool_;
+};
+
 }  // namespace gilmour::test

@@ -207,5 +207,29 @@ TEST(IoLoop, PostsFromTheLoopWhileClosingStillRun) {
   EXPECT_EQ(ran.load(), 11);
 }
 
+// A lazy post never wakes the loop: it runs at the loop's next iteration,
+// whatever causes it (here a timer; no post), and before a later post.
+TEST(IoLoop, LazyPostsRunAtTheNextIterationWithoutAWakeUp) {
+  IoLoop io;
+  io.start();
+  std::promise<bool> lazy_ran_first;
+  std::atomic<bool> lazy{false};
+  on_loop(io, [&] {
+    io.post_lazy([&] { lazy.store(true); });
+    io.schedule(20ms, [&] { lazy_ran_first.set_value(lazy.load()); });
+  });
+  auto f = lazy_ran_first.get_future();
+  ASSERT_EQ(f.wait_for(kPatience), std::future_status::ready);
+  EXPECT_TRUE(f.get()) << "the timer's iteration did not run the lazy task first";
+  // From another thread: queued without waking, run before a later post.
+  Counter ran;
+  for (int i = 0; i < 3; ++i) io.post_lazy([&] { ran.add(); });
+  int seen = -1;
+  on_loop(io, [&] { seen = ran.get(); });
+  EXPECT_EQ(seen, 3);
+  io.stop_and_join();
+  io.post_lazy([] { FAIL() << "ran after close"; });
+}
+
 }  // namespace
 }  // namespace gilmour::detail
