@@ -1,7 +1,7 @@
 // gilmour_bench: the issue-9 benchmark suite, every party in its own process.
 //
 //   gilmour_bench [--seconds S (per case, default 2)] [--rounds R (default 3)] [--quick]
-//                 [--requests N] [--only rr,signals,exclusion,memory]
+//                 [--requests N] [--only rr,signals,exclusion,memory,cluster]
 //   gilmour_bench --role NAME ...   (one party; see roles.hpp)
 //
 // The orchestrator starts its own redis-server (and nats-server when it and
@@ -20,7 +20,10 @@
 //    sleeping 10 ms on 4 workers (bound 8 queued each), against the ideal,
 //    with load-aware exclusion (saturated_lock_delay default) and without (0);
 // 4. memory: RSS of idle engines, and of both parties over N requests
-//    (--requests, default 1,000,000).
+//    (--requests, default 1,000,000);
+// 5. one server vs a Redis Cluster of 3 masters + 3 replicas (started here,
+//    tests/support/cluster_topology): request/reply and signals through the
+//    library, default and inline, the two interleaved in each round.
 // --quick runs each case briefly (CI: the ctest bench.quick). Exit status 1
 // when a party failed (no RESULT, errors where none are expected), 77 when
 // no redis-server is installed (except under CI, where that fails).
@@ -43,6 +46,7 @@
 #include "bench_common.hpp"
 #include "roles.hpp"
 #include "support/child_process.hpp"
+#include "support/cluster_topology.hpp"
 #include "support/redis_server.hpp"
 
 namespace gb = gilmour::bench;
@@ -112,7 +116,7 @@ class Suite {
         rounds_(std::max(1, static_cast<int>(a.num("rounds", quick_ ? 1 : 3)))),
         warmup_(quick_ ? 0.1 : 0.5),
         requests_(static_cast<long>(a.num("requests", quick_ ? 2000 : 1000000))),
-        only_(a.str("only", "rr,signals,exclusion,memory")),
+        only_(a.str("only", "rr,signals,exclusion,memory,cluster")),
         exe_(self_exe()) {}
 
   int run() {
@@ -132,6 +136,7 @@ class Suite {
     if (wanted("signals")) signals();
     if (wanted("exclusion")) exclusion();
     if (wanted("memory")) memory();
+    if (wanted("cluster")) cluster();
     std::printf("%s\n", machine_line().c_str());
     if (failed_) std::printf("\n**Some parties failed; see stderr.**\n");
     return failed_ ? 1 : 0;
@@ -145,6 +150,7 @@ class Suite {
   std::vector<std::string> argv(const std::string& role, std::vector<std::string> more,
                                 bool nats = false) const {
     std::vector<std::string> v = {exe_, "--role", role, "--port", std::to_string(redis_.port())};
+    if (!target_url_.empty()) v.insert(v.end(), {"--redis", target_url_});
     if (nats) v.insert(v.end(), {"--nats", nats_url_});
     v.insert(v.end(), more.begin(), more.end());
     return v;
@@ -367,6 +373,65 @@ class Suite {
     std::fflush(stdout);
   }
 
+  // ---------------------------------------------------------------- 5
+  void cluster() {
+    gilmour::test::ClusterTopology topo;
+    if (!topo.start()) {
+      std::printf("### 5. One server vs a 3-master cluster\n\nskipped: %s\n\n",
+                  topo.error().c_str());
+      return;
+    }
+    struct Row {
+      std::string name, url, mode;
+      std::vector<RrRow> rr;
+      std::vector<gb::Fields> got;
+    };
+    const std::string one = "127.0.0.1:" + std::to_string(redis_.port());
+    std::vector<Row> rows = {{"one server, default", one, "default", {}, {}},
+                             {"cluster, default", topo.url(), "default", {}, {}},
+                             {"one server, inline", one, "inline", {}, {}},
+                             {"cluster, inline", topo.url(), "inline", {}, {}}};
+    for (int round = 0; round < rounds_; ++round) {
+      for (auto& r : rows) {
+        target_url_ = r.url;
+        r.rr.push_back(rr_case(r.name, "replier", "requester", r.mode, false));
+        gb::Fields sent;
+        r.got.push_back(signal_case("slot", "signaller", r.mode, sent));
+      }
+    }
+    target_url_.clear();
+    std::printf("### 5. One server vs a Redis Cluster of 3 masters + 3 replicas (median of %d)\n\n",
+                rounds_);
+    std::printf(
+        "| run | p50 us @1 | req/s @1 | req/s @8 | req/s @64 | x one server @64 | signals "
+        "delivered/s | x one server |\n|---|--:|--:|--:|--:|--:|--:|--:|\n");
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+      auto& r = rows[k];
+      auto& base = rows[k & ~std::size_t{1}];  // the one-server row of the same mode
+      gb::Fields at[3];
+      gb::Fields base_at64;
+      for (int i = 0; i < 3; ++i) {
+        std::vector<gb::Fields> cells;
+        for (auto& c : r.rr) cells.push_back(c.at[i]);
+        at[i] = gb::median(cells);
+      }
+      std::vector<gb::Fields> base_cells;
+      for (auto& c : base.rr) base_cells.push_back(c.at[2]);
+      base_at64 = gb::median(base_cells);
+      auto got = gb::median(r.got);
+      auto base_got = gb::median(base.got);
+      std::printf("| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.name.c_str(),
+                  fmt(at[0]["p50_us"]).c_str(), fmt(at[0]["rps"]).c_str(),
+                  fmt(at[1]["rps"]).c_str(), fmt(at[2]["rps"]).c_str(),
+                  ratio(at[2]["rps"], base_at64["rps"]).c_str(), fmt(got["rate"]).c_str(),
+                  ratio(got["rate"], base_got["rate"]).c_str());
+    }
+    std::printf(
+        "\nAll six nodes run on this machine: the cluster's figures say what its routing and "
+        "its bus cost here, not what more machines would add.\n\n");
+    std::fflush(stdout);
+  }
+
   // ---------------------------------------------------------------- 3
   static constexpr int kWorkers = 4;
   static constexpr int kSleepMs = 10;
@@ -454,6 +519,7 @@ class Suite {
   gilmour::test::RedisServer redis_;
   std::unique_ptr<ChildProcess> nats_;
   std::string nats_url_;
+  std::string target_url_;  // --redis for the engine roles (section 5), else the server
   std::string nats_note_;
   bool failed_ = false;
 };

@@ -15,7 +15,8 @@ using namespace std::chrono_literals;
 constexpr const char* kEcho = "bench.echo";
 constexpr const char* kSignal = "bench.signal";
 
-std::string redis_url(const Args& a) { return "127.0.0.1:" + a.str("port"); }
+// --redis URL (a cluster, say) or the orchestrator's redis-server on --port.
+std::string redis_url(const Args& a) { return a.str("redis", "127.0.0.1:" + a.str("port")); }
 
 EngineOptions engine_options(const Args& a) {
   EngineOptions o;
