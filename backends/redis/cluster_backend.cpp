@@ -633,6 +633,20 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
     }
   }
 
+  // Declared before wrap(), its one caller: clang 14 emits no instantiation
+  // of a member template that a generic lambda names before its declaration.
+  template <typename... A>
+  std::function<void(const Status&, A...)> wrap_fn(
+      const CmdPtr& cmd, const std::function<void(const Status&, A...)>*) {
+    return [this, cmd](const Status& st, A... a) {
+      if (!st && redirected(cmd, st)) return;
+      finish(*cmd, [cmd, st, a...]() mutable {
+        auto& user = std::get<std::function<void(const Status&, A...)>>(cmd->cb);
+        if (user) user(st, std::move(a)...);
+      });
+    };
+  }
+
   /// The user's callback of `cmd` behind a check for MOVED/ASK.
   OpCallback wrap(const CmdPtr& cmd) {
     return std::visit(
@@ -645,18 +659,6 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
           }
         },
         cmd->cb);
-  }
-
-  template <typename... A>
-  std::function<void(const Status&, A...)> wrap_fn(
-      const CmdPtr& cmd, const std::function<void(const Status&, A...)>*) {
-    return [this, cmd](const Status& st, A... a) {
-      if (!st && redirected(cmd, st)) return;
-      finish(*cmd, [cmd, st, a...]() mutable {
-        auto& user = std::get<std::function<void(const Status&, A...)>>(cmd->cb);
-        if (user) user(st, std::move(a)...);
-      });
-    };
   }
 
   /// Follows a MOVED or ASK answer; true when it did (or gave up and
