@@ -255,7 +255,7 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
       return;
     }
     (pattern ? patterns_ : channels_).insert(channel);
-    Node* n = target_of(channel, pattern);
+    Node* n = pubsub_home();
     if (!n) {
       // Confirmed when a master is back to hold it (reconcile()).
       awaiting_.add({channel, pattern}, std::move(done));
@@ -286,14 +286,11 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
   }
 
   void publish(const std::string& channel, std::string payload, CountCallback done) override {
-    // A response goes where the requesters' patterns are (slot 0's master):
-    // delivered there without a hop over the cluster bus. Its count is never
-    // read, so it is not re-counted either.
-    const bool response = channel.compare(0, kResponsePrefix.size(), kResponsePrefix) == 0;
-    const bool recount = !response;
-    // PUBLISH is broadcast: any ready master will do when the chosen one is not.
-    Node* n = slots_[response ? 0 : static_cast<std::size_t>(slot_of(channel))];
-    if (!n || !n->cmd.ready()) n = any_ready_master();
+    // On the pub/sub home, where every subscription of ours is: its receiver
+    // count is every engine's, exact and pattern, as on one server. A
+    // response's count is never read, so it is not re-counted either.
+    const bool recount = channel.compare(0, kResponsePrefix.size(), kResponsePrefix) != 0;
+    Node* n = pubsub_home();
     if (phase_ != Phase::kOpen || !n) return reject(std::move(done));
     n->cmd.writer().begin(3).arg("PUBLISH").arg(channel).arg(payload);
     Op op;
@@ -772,11 +769,16 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
   /// Where `name` should be subscribed now: its master (slot 0's for a
   /// pattern) when that master's subscriber is ready, else the first ready
   /// master's; null when none is.
-  Node* target_of(const std::string& name, bool pattern) const {
-    Node* home = slots_[pattern ? 0 : static_cast<std::size_t>(slot_of(name))];
-    if (home && home->in_map && home->sub.ready()) return home;
+  /// Where every subscription and publish goes: slot 0's master or, while it
+  /// is down, the first live master. PUBLISH counts only the receivers on the
+  /// node it is sent to, so keeping all of ours on one node makes the count
+  /// exact for exact and pattern subscriptions alike (confirm_subscribers);
+  /// a publish is broadcast to every node anyway, so no throughput is lost.
+  Node* pubsub_home() const {
+    auto live = [](const Node* n) { return n && n->in_map && n->sub.ready() && n->cmd.ready(); };
+    if (live(slots_[0])) return slots_[0];
     for (const auto& n : nodes_) {
-      if (n->in_map && n->sub.ready()) return n.get();
+      if (live(n.get())) return n.get();
     }
     return nullptr;
   }
@@ -796,26 +798,25 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
     return nullptr;
   }
 
-  /// True when every subscription is on its own slot's master.
+  /// True when every subscription is on slot 0's master, the pub/sub home.
   bool placed_at_home() const {
-    auto home = [this](const std::string& name, bool pattern) {
-      Node* h = slots_[pattern ? 0 : static_cast<std::size_t>(slot_of(name))];
-      return h && (pattern ? h->patterns : h->channels).count(name) != 0;
+    const Node* h = slots_[0];
+    if (h == nullptr) return false;
+    auto held = [](const auto& names, const auto& where) {
+      return std::all_of(names.begin(), names.end(),
+                         [&](const std::string& n) { return where.count(n) != 0; });
     };
-    return std::all_of(channels_.begin(), channels_.end(),
-                       [&](const std::string& c) { return home(c, false); }) &&
-           std::all_of(patterns_.begin(), patterns_.end(),
-                       [&](const std::string& p) { return home(p, true); });
+    return held(channels_, h->channels) && held(patterns_, h->patterns);
   }
 
-  /// Moves every subscription where target_of() says: first off the node
+  /// Moves every subscription to pubsub_home(): first off the node
   /// that holds it (so that no message is delivered twice), then onto the
   /// target; each re-subscription counts in restoring_ until confirmed.
   void reconcile() {
     if (phase_ != Phase::kOpen) return;
     for (bool pattern : {false, true}) {
       for (const auto& name : pattern ? patterns_ : channels_) {
-        Node* target = target_of(name, pattern);
+        Node* target = pubsub_home();
         Node* holder = holder_of(name, pattern);
         if (!target || target == holder) continue;
         if (holder) send_subscription(*holder, false, name, pattern, nullptr);

@@ -200,6 +200,33 @@ TEST_F(Cluster, ConfirmSubscribersCountsSubscribersOnOtherNodes) {
   EXPECT_EQ(none.code(), 404);
 }
 
+TEST_F(Cluster, ConfirmSubscribersFindsAWildcardSlot) {
+  // A wildcard slot is a PSUBSCRIBE: Redis counts it only on the node the
+  // PUBLISH went to. Pick a topic whose channel's slot is owned by another
+  // master than slot 0's, where a per-slot placement would publish.
+  std::string prefix;
+  std::string channel;
+  const int home = topo_->master_of_slot(0);
+  for (int i = 0; i < 1000; ++i) {
+    prefix = unique_topic("wild");
+    channel = "gilmour.slot." + prefix + ".x";
+    if (topo_->master_of_slot(keyslot(channel)) != home) break;
+  }
+  ASSERT_NE(topo_->master_of_slot(keyslot(channel)), home);
+  auto& listener = started({1});
+  Counter heard;
+  subs_.push_back(listener.slot(prefix + ".*", [&](const Request&) { heard.add(); }));
+  auto& sender = started({2});
+  std::promise<SignalResult> result;
+  sender.signal(
+      prefix + ".x", 1, [&](const SignalResult& r) { result.set_value(r); },
+      SignalOptions{}.set_confirm_subscribers());
+  auto r = result.get_future().get();
+  EXPECT_TRUE(r.ok()) << r.status.message();
+  EXPECT_FALSE(r.no_listeners());
+  EXPECT_TRUE(heard.wait_for(1));
+}
+
 TEST_F(Cluster, AskAndMovedAreFollowedWhileASlotMigrates) {
   auto queue = unique_topic("migrating");
   const int slot = keyslot(queue);
