@@ -332,63 +332,6 @@ TEST_F(Cluster, ExamplesTakeTheClusterUrl) {
 }
 #endif
 
-/// Requests per second with `inflight` outstanding for `window`, and signals
-/// per second (published as fast as accepted, counted as received), between
-/// two engines on `url`.
-std::pair<double, double> throughput(const std::string& url, int inflight,
-                                     std::chrono::milliseconds window) {
-  auto eo = test_options().set_worker_threads(2);
-  Gilmour server(redis::make_backend(url), eo);
-  Gilmour client(redis::make_backend(url), eo);
-  server.start();
-  client.start();
-  auto topic = unique_topic("bench");
-  auto sub = server.reply_to(
-      topic, [](const Request& r, Response& res) { res.set_data(r.data()); },
-      HandlerOptions{}.set_group("bench"));
-  std::atomic<bool> stop{false};
-  std::atomic<long> done{0};
-  std::function<void()> one = [&] {
-    client.request(topic, 1, [&](const Message&) {
-      ++done;
-      if (!stop.load()) one();
-    });
-  };
-  const auto t0 = Clock::now();
-  for (int i = 0; i < inflight; ++i) one();
-  std::this_thread::sleep_for(window);  // a measuring window, not a synchronisation
-  const long requests = done.load();
-  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  stop = true;
-  EXPECT_TRUE(eventually([&] { return done.load() >= requests + 0; }));
-  Counter heard;
-  auto slot = server.slot(topic + ".sig", [&](const Request&) { heard.add(); });
-  constexpr int kSignals = 20000;
-  const auto s0 = Clock::now();
-  for (int i = 0; i < kSignals; ++i) client.signal(topic + ".sig", i);
-  const bool all = heard.wait_for(kSignals, 60s);
-  const double ssecs = std::chrono::duration<double>(Clock::now() - s0).count();
-  EXPECT_TRUE(all);
-  client.stop();
-  server.stop();
-  return {requests / secs, heard.value() / ssecs};
-}
-
-// A measurement, not a test (run with --gtest_also_run_disabled_tests):
-// requests and signals per second between two engines, on one redis-server
-// and on the cluster. docs/redis-backend.md quotes its figures.
-TEST_F(Cluster, DISABLED_ThroughputOneServerVsCluster) {
-  RedisServer* single = shared_redis();
-  ASSERT_NE(single, nullptr);
-  for (int inflight : {1, 64}) {
-    auto [rs, ss] = throughput(single->url(), inflight, 3s);
-    auto [rc, sc] = throughput(topo_->url(), inflight, 3s);
-    std::cout << "[ bench ] in flight " << inflight << ": requests/s one server " << rs
-              << ", cluster " << rc << "; signals/s one server " << ss << ", cluster " << sc
-              << "\n";
-  }
-}
-
 // Defined last, so it runs last: the suite's cluster loses a master.
 TEST_F(Cluster, KilledMasterUnderTrafficFailsOverWithEveryRequestCompletedOnce) {
   auto server_watch = watched();
