@@ -61,8 +61,9 @@ class RedisWorld final : public World {
 
 /// The Redis Cluster world: backends seeded with every node; captures on
 /// node 0 (classic pub/sub is broadcast); keys read and written on their
-/// slot's master; raw publishes sent to the channel's master (where the
-/// backend subscribes an exact channel, so the count is the backend's).
+/// slot's master; raw publishes sent to slot 0's master, the backend's
+/// pub/sub home (so the count is the backend's, and a raw publish reaches
+/// the engines in order with their own, without a hop over the bus).
 class ClusterWorld final : public World {
  public:
   explicit ClusterWorld(ClusterTopology& topo) : topo_(topo) {}
@@ -78,7 +79,8 @@ class ClusterWorld final : public World {
     return c;
   }
   std::int64_t publish(const std::string& channel, const std::string& payload) override {
-    return on_master_of(channel).publish(channel, payload);
+    return RawRedis(RawTarget{"127.0.0.1", topo_.master_of_slot(0), "", ""})
+        .publish(channel, payload);
   }
   std::vector<std::string> list_range(const std::string& key) override {
     return on_master_of(key).list_range(key);
