@@ -54,9 +54,15 @@ bool OutboundBudget::acquire_until(std::size_t bytes,
 }
 
 void OutboundBudget::release(std::size_t bytes) noexcept {
-  bytes_.fetch_sub(static_cast<std::int64_t>(bytes));
-  count_.fetch_sub(1);
-  if (waiters_.load() > 0) wake_waiters();
+  auto b = static_cast<std::int64_t>(bytes);
+  auto bytes_left = bytes_.fetch_sub(b) - b;
+  auto count_left = count_.fetch_sub(1) - 1;
+  // Waiters are woken at the low-water mark, not by every release: a
+  // producer held at the bound then takes half the window per wake-up
+  // instead of paying a futex wake (and a context switch) per message.
+  // Nothing outstanding always wakes, so a waiter is never stranded.
+  bool low = count_left == 0 || (count_left <= max_count_ / 2 && bytes_left <= max_bytes_ / 2);
+  if (low && waiters_.load() > 0) wake_waiters();
 }
 
 void OutboundBudget::close() {

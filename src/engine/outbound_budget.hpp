@@ -29,7 +29,10 @@ class OutboundBudget {
   /// As try_acquire(), waiting until `deadline` for room. False at the
   /// deadline, or at once (and for every waiter) after close().
   bool acquire_until(std::size_t bytes, std::chrono::steady_clock::time_point deadline);
-  /// Gives back what try_acquire() took for a message of `bytes`.
+  /// Gives back what try_acquire() took for a message of `bytes`. Waiters
+  /// are woken once the count and the bytes are both at most half their
+  /// bounds, or nothing is outstanding (each waiter still takes room only
+  /// when its message fits).
   void release(std::size_t bytes) noexcept;
   /// Wakes every waiter and makes later waits fail at once (stop());
   /// try_acquire() still works.

@@ -93,5 +93,27 @@ TEST(OutboundBudget, NeverExceedsItsBoundUnderContention) {
   EXPECT_EQ(b.bytes(), 0);
 }
 
+// Waiters are woken at the low-water mark (half of both bounds): a waiter
+// held by the count gets room once half the window is released, and a
+// waiter held by the bytes once the bytes fall to half.
+TEST(OutboundBudget, WaitersAreWokenAtTheLowWaterMark) {
+  OutboundBudget b(8, 1000);
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(b.try_acquire(10));
+  auto waiter = std::async(std::launch::async,
+                           [&] { return b.acquire_until(10, Clock::now() + scaled(60s)); });
+  for (int i = 0; i < 4; ++i) b.release(10);  // 4 left: the low-water mark
+  EXPECT_TRUE(waiter.get());
+  EXPECT_EQ(b.count(), 5);
+
+  OutboundBudget bytes(100, 1000);
+  ASSERT_TRUE(bytes.try_acquire(600));
+  ASSERT_TRUE(bytes.try_acquire(300));
+  auto big = std::async(std::launch::async,
+                        [&] { return bytes.acquire_until(400, Clock::now() + scaled(60s)); });
+  bytes.release(600);  // 300 held: at most half, and 400 fits
+  EXPECT_TRUE(big.get());
+  EXPECT_EQ(bytes.bytes(), 700);
+}
+
 }  // namespace
 }  // namespace gilmour::detail
