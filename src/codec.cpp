@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "json_scan.hpp"
+
 namespace gilmour::detail {
 
 namespace {
@@ -38,35 +40,9 @@ void append_envelope_tail(std::string& out, int code, std::string_view sender,
 // Room for everything but the data, which is sized by the caller.
 constexpr std::size_t kEnvelopeOverhead = 80;
 
-constexpr std::size_t kNone = std::string_view::npos;
-
-bool json_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-std::size_t skip_space(std::string_view t, std::size_t i) noexcept {
-  while (i < t.size() && json_space(t[i])) ++i;
-  return i;
-}
-
-// One past the closing quote of the string that opens at t[i]; kNone when
-// the text ends first. `plain` says whether it holds only printable ASCII
-// (no escape, no control character, no byte that UTF-8 would need checked).
-std::size_t skip_string(std::string_view t, std::size_t i, bool* plain) noexcept {
-  bool only_plain = true;
-  for (++i; i < t.size(); ++i) {
-    auto c = static_cast<unsigned char>(t[i]);
-    if (c == '"') {
-      if (plain) *plain = only_plain;
-      return i + 1;
-    }
-    if (c == '\\') {
-      only_plain = false;
-      ++i;  // the escaped character, whatever it is
-    } else if (c < 0x20 || c >= 0x80) {
-      only_plain = false;
-    }
-  }
-  return kNone;
-}
+using scan::kNone;
+using scan::skip_space;
+using scan::skip_string;
 
 // One past the value that starts at t[i] (a string, a bracketed value or a
 // scalar), without validating it; kNone when the text ends first.
@@ -86,7 +62,7 @@ std::size_t skip_value(std::string_view t, std::size_t i) noexcept {
     } else if (c == ']' || c == '}') {
       if (depth == 0) return i;  // the end of the enclosing object
       if (--depth == 0) return i + 1;
-    } else if (depth == 0 && (c == ',' || json_space(c))) {
+    } else if (depth == 0 && (c == ',' || scan::space(c))) {
       return i;
     }
     ++i;
@@ -215,11 +191,21 @@ std::optional<PlainData> split_plain_data(std::string_view t, std::size_t min_si
 
 std::optional<Message> decode_envelope(std::string_view payload, DecodeError* why,
                                        EnvelopeExtras* extras) {
+  if (payload.size() > kMaxPayload) {
+    if (why) why->reason = "payload too large";
+    return std::nullopt;
+  }
+  // The usual envelope is read in one pass; the parser takes everything else.
+  if (auto m = decode_common_envelope(payload, extras)) return m;
+  return parse_envelope(payload, why, extras);
+}
+
+std::optional<Message> parse_envelope(std::string_view payload, DecodeError* why,
+                                      EnvelopeExtras* extras) {
   auto fail = [&](const char* reason) -> std::optional<Message> {
     if (why) why->reason = reason;
     return std::nullopt;
   };
-  if (payload.size() > kMaxPayload) return fail("payload too large");
   // The envelope itself is one level.
   if (!nesting_within(payload, kMaxDepth + 1)) return fail("nested too deep");
   auto plain = split_plain_data(payload);

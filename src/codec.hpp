@@ -78,6 +78,20 @@ struct DecodeError {
 std::optional<Message> decode_envelope(std::string_view payload, DecodeError* why = nullptr,
                                        EnvelopeExtras* extras = nullptr);
 
+/// decode_envelope() without its fast path: always nlohmann's parser (the
+/// size bound is the caller's). Exposed for the fuzz target.
+std::optional<Message> parse_envelope(std::string_view payload, DecodeError* why = nullptr,
+                                      EnvelopeExtras* extras = nullptr);
+
+/// decode_envelope()'s fast path: a payload of the usual shape (only the
+/// envelope's own members, each once; strings of printable ASCII without
+/// escapes; integers of at most 18 digits; no doubles) decoded in one pass,
+/// building the data value directly. nullopt for anything else, valid or
+/// not, which the full parser then decides. Exposed for the codec tests and
+/// the fuzz target, which compares it with the parser on every input.
+std::optional<Message> decode_common_envelope(std::string_view payload,
+                                              EnvelopeExtras* extras = nullptr);
+
 /// Writes the envelope, keys in the order data, code, sender, then
 /// `budget_ms` when >= 0 and `trace_id` when not empty.
 std::string encode_envelope(const nlohmann::json& data, int code, std::string_view sender,

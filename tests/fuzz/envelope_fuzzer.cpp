@@ -11,6 +11,26 @@
 #include "gilmour/error_record.hpp"
 #include "topic.hpp"
 
+namespace {
+
+// Equal values of the same JSON types throughout (1 and 1u compare equal).
+bool same_types(const nlohmann::json& a, const nlohmann::json& b) {
+  if (a.type() != b.type() || a.size() != b.size()) return false;
+  if (a.is_object()) {
+    for (auto it = a.begin(); it != a.end(); ++it) {
+      auto other = b.find(it.key());
+      if (other == b.end() || !same_types(*it, *other)) return false;
+    }
+  } else if (a.is_array()) {
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      if (!same_types(a[i], b[i])) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), size);
   gilmour::detail::EnvelopeExtras extras;
@@ -50,6 +70,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       rest["data"] = std::string(plain->text);
       if (whole != rest) __builtin_trap();
     }
+  }
+  // The one-pass decoder must decode exactly what the parser does, types of
+  // numbers included, on every input it accepts.
+  gilmour::detail::EnvelopeExtras fast_extras;
+  if (auto fast = gilmour::detail::decode_common_envelope(input, &fast_extras)) {
+    gilmour::detail::EnvelopeExtras parsed_extras;
+    auto parsed = gilmour::detail::parse_envelope(input, nullptr, &parsed_extras);
+    if (!parsed || !(*parsed == *fast) || !same_types(parsed->data(), fast->data()))
+      __builtin_trap();
+    if (parsed_extras.budget_ms != fast_extras.budget_ms ||
+        parsed_extras.trace_id != fast_extras.trace_id)
+      __builtin_trap();
   }
   // Split the input into a pattern and a text for the glob matcher.
   auto nl = input.find('\n');

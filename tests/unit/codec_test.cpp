@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "gilmour/error_record.hpp"
 
 namespace gilmour::detail {
@@ -143,6 +146,74 @@ TEST(Codec, RejectsWhatIsNotAnEnvelope) {
   EXPECT_FALSE(decode_envelope("", &why));
   EXPECT_FALSE(decode_envelope(std::string(kMaxPayload + 1, ' '), &why));
   EXPECT_EQ(why.reason, "payload too large");
+}
+
+// The one-pass decoder takes the usual envelopes and gives exactly what the
+// parser gives (types of numbers included); everything else it leaves to
+// the parser, which decides and explains.
+TEST(Codec, OnePassDecoderAgreesWithTheParserOrLeavesItTheInput) {
+  const std::vector<std::string> taken = {
+      R"({"data":{"n":1},"code":200,"sender":"abc.1"})",
+      R"( { "data" : [1, -2, -0, true, false, null, "x", [], {}] , "code" : 0 , "sender" : null } )",
+      R"({"data":"plain","code":null,"budget_ms":1500,"trace_id":"t-1"})",
+      R"({"data":{"a":1,"a":2},"sender":"s"})",
+      R"({"code":404})",
+      R"({})",
+      R"({"data":123456789012345678,"budget_ms":-0,"trace_id":null})",
+      R"({"data":{"deep":[[[{"k":[0]}]]]},"budget_ms":99999999999999999})",
+  };
+  for (const auto& in : taken) {
+    EnvelopeExtras fast_extras, parsed_extras;
+    auto fast = decode_common_envelope(in, &fast_extras);
+    auto parsed = parse_envelope(in, nullptr, &parsed_extras);
+    ASSERT_TRUE(fast) << in;
+    ASSERT_TRUE(parsed) << in;
+    EXPECT_EQ(*fast, *parsed) << in;
+    EXPECT_EQ(fast->data().dump(), parsed->data().dump()) << in;
+    EXPECT_EQ(fast->data().type(), parsed->data().type()) << in;
+    EXPECT_EQ(fast_extras.budget_ms, parsed_extras.budget_ms) << in;
+    EXPECT_EQ(fast_extras.trace_id, parsed_extras.trace_id) << in;
+  }
+  // Non-negative integers are unsigned and -0 signed, as nlohmann reads them.
+  auto m = decode_common_envelope(R"({"data":[0,-0,7]})");
+  ASSERT_TRUE(m);
+  EXPECT_TRUE(m->data()[0].is_number_unsigned());
+  EXPECT_FALSE(m->data()[1].is_number_unsigned());
+  EXPECT_TRUE(m->data()[1].is_number_integer());
+  EXPECT_TRUE(m->data()[2].is_number_unsigned());
+
+  const std::vector<std::string> left = {
+      R"({"data":1.5})",                  // a double
+      R"({"data":1e3})",                  // an exponent
+      R"({"data":1234567890123456789})",  // 19 digits
+      R"({"data":"caf\u00e9"})",          // an escape
+      "{\"data\":\"caf\xc3\xa9\"}",       // UTF-8 to check
+      R"({"data":1,"data":2})",           // a repeated member
+      R"({"data":1,"extra":{"x":1}})",    // an unknown member
+      R"({"data":1,"code":"200"})",       // code of another type
+      R"({"data":1,"code":1000})",        // code out of range
+      R"({"data":1,"code":-1})",          // code out of range
+      R"({"data":01})",                   // a leading zero (not JSON)
+      R"({"data":1}x)",                   // trailing text
+      R"({"data":[1,]})",                 // a trailing comma
+      R"({"data":tru})",                  // a cut literal
+      R"({"data":{"a" 1}})",              // no colon
+      R"([1])",                           // not an object
+      R"({"data":-})",                    // a sign alone
+      R"({"data":{"a":1})",               // cut short
+      "",
+  };
+  for (const auto& in : left) EXPECT_FALSE(decode_common_envelope(in)) << in;
+  // Too deep for the fast path: the parser refuses it with its reason.
+  std::string deep =
+      R"({"data":)" + std::string(kMaxDepth + 1, '[') + std::string(kMaxDepth + 1, ']') + "}";
+  EXPECT_FALSE(decode_common_envelope(deep));
+  DecodeError why;
+  EXPECT_FALSE(decode_envelope(deep, &why));
+  EXPECT_EQ(why.reason, "nested too deep");
+  std::string deepest =
+      R"({"data":)" + std::string(kMaxDepth, '[') + std::string(kMaxDepth, ']') + "}";
+  EXPECT_TRUE(decode_common_envelope(deepest));
 }
 
 TEST(Codec, MessageRoundTrip) {
