@@ -335,8 +335,13 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   /// Hands a handler invocation to the executor (through the handler's own
   /// queue when it is ordered).
   void submit_for(const std::shared_ptr<HandlerEntry>& h, std::function<void()> task);
+  /// Runs `task` on the executor. On the I/O thread, with the engine's own
+  /// pool, the task is collected instead and handed over with the rest of
+  /// the socket read (or drained batch of posts) that produced it, in
+  /// flush_handoff(): one pool lock and one wake-up for the whole batch.
+  void hand_off(std::function<void()> task);
   /// I/O thread, at the end of each loop phase (IoLoop::set_batch_end):
-  /// hands what submit_for() collected to the pool in one submit_bulk().
+  /// hands what hand_off() collected to the pool in one submit_bulk().
   void flush_handoff();
   void run_reply(const std::shared_ptr<ReplyState>& st);
   void run_slot(const std::shared_ptr<HandlerEntry>& h,

@@ -199,16 +199,20 @@ void Engine::submit_for(const std::shared_ptr<HandlerEntry>& h, std::function<vo
   try {
     if (h->serial) {
       h->serial->submit(std::move(task));
-    } else if (own_pool_ && io_.on_io_thread()) {
-      // Collected: the whole batch of one socket read (or of one drained
-      // batch of posts) goes to the pool at once, in flush_handoff().
-      handoff_.push_back(std::move(task));
     } else {
-      executor_->submit(std::move(task));
+      hand_off(std::move(task));
     }
   } catch (...) {
     h->invocations.done();
     throw;
+  }
+}
+
+void Engine::hand_off(std::function<void()> task) {
+  if (own_pool_ && io_.on_io_thread()) {
+    handoff_.push_back(std::move(task));
+  } else {
+    executor_->submit(std::move(task));
   }
 }
 

@@ -78,7 +78,7 @@ void Engine::signal(std::string_view topic, nlohmann::json data, SignalCallback 
           if (done) {
             SignalResult r;
             r.status = Status::error(StatusCode::kClosing, kShuttingDown);
-            self->executor_->submit([done, r, log = self->log_] {
+            self->hand_off([done, r, log = self->log_] {
               call_logged(log, "signal callback", [&] { done(r); });
             });
           }
@@ -102,7 +102,7 @@ void Engine::signal(std::string_view topic, nlohmann::json data, SignalCallback 
                 r.status = Status::error(StatusCode::kNoListeners, "No active listeners for: " + t);
               }
               if (done) {
-                self->executor_->submit([done, r, log = self->log_] {
+                self->hand_off([done, r, log = self->log_] {
                   call_logged(log, "signal callback", [&] { done(r); });
                 });
               }
@@ -156,9 +156,9 @@ void Engine::request(std::string_view topic, nlohmann::json data,
       call_user(std::move(m));
     };
   } else {
-    on_io = [this, bytes, executor = executor_, call_user](Message m) {
+    on_io = [this, bytes, call_user](Message m) {
       budget_.release(bytes);
-      executor->submit([call_user, m = std::move(m)]() mutable { call_user(std::move(m)); });
+      hand_off([call_user, m = std::move(m)]() mutable { call_user(std::move(m)); });
     };
   }
   counters_.requests_sent.fetch_add(1, std::memory_order_relaxed);
