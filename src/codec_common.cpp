@@ -133,11 +133,12 @@ class CommonShape {
     bool negative = i_ < t_.size() && t_[i_] == '-';
     std::size_t j = negative ? i_ + 1 : i_;
     const std::size_t first = j;
-    std::int64_t n = 0;
-    while (j < t_.size() && t_[j] >= '0' && t_[j] <= '9') n = n * 10 + (t_[j++] - '0');
+    while (j < t_.size() && t_[j] >= '0' && t_[j] <= '9') ++j;
     const std::size_t digits = j - first;
     if (digits == 0 || digits > kMaxDigits || (t_[first] == '0' && digits > 1)) return false;
     if (j < t_.size() && (t_[j] == '.' || t_[j] == 'e' || t_[j] == 'E')) return false;
+    std::int64_t n = 0;  // at most 18 digits: no overflow
+    for (std::size_t k = first; k < j; ++k) n = n * 10 + (t_[k] - '0');
     i_ = j;
     *out = negative ? -n : n;
     if (negative_out) *negative_out = negative;

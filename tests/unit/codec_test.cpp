@@ -183,24 +183,25 @@ TEST(Codec, OnePassDecoderAgreesWithTheParserOrLeavesItTheInput) {
   EXPECT_TRUE(m->data()[2].is_number_unsigned());
 
   const std::vector<std::string> left = {
-      R"({"data":1.5})",                  // a double
-      R"({"data":1e3})",                  // an exponent
-      R"({"data":1234567890123456789})",  // 19 digits
-      R"({"data":"caf\u00e9"})",          // an escape
-      "{\"data\":\"caf\xc3\xa9\"}",       // UTF-8 to check
-      R"({"data":1,"data":2})",           // a repeated member
-      R"({"data":1,"extra":{"x":1}})",    // an unknown member
-      R"({"data":1,"code":"200"})",       // code of another type
-      R"({"data":1,"code":1000})",        // code out of range
-      R"({"data":1,"code":-1})",          // code out of range
-      R"({"data":01})",                   // a leading zero (not JSON)
-      R"({"data":1}x)",                   // trailing text
-      R"({"data":[1,]})",                 // a trailing comma
-      R"({"data":tru})",                  // a cut literal
-      R"({"data":{"a" 1}})",              // no colon
-      R"([1])",                           // not an object
-      R"({"data":-})",                    // a sign alone
-      R"({"data":{"a":1})",               // cut short
+      R"({"data":1.5})",                            // a double
+      R"({"data":1e3})",                            // an exponent
+      R"({"data":1234567890123456789})",            // 19 digits
+      R"({"code":20088888888888888888888888888})",  // far more digits than 64 bits hold
+      R"({"data":"caf\u00e9"})",                    // an escape
+      "{\"data\":\"caf\xc3\xa9\"}",                 // UTF-8 to check
+      R"({"data":1,"data":2})",                     // a repeated member
+      R"({"data":1,"extra":{"x":1}})",              // an unknown member
+      R"({"data":1,"code":"200"})",                 // code of another type
+      R"({"data":1,"code":1000})",                  // code out of range
+      R"({"data":1,"code":-1})",                    // code out of range
+      R"({"data":01})",                             // a leading zero (not JSON)
+      R"({"data":1}x)",                             // trailing text
+      R"({"data":[1,]})",                           // a trailing comma
+      R"({"data":tru})",                            // a cut literal
+      R"({"data":{"a" 1}})",                        // no colon
+      R"([1])",                                     // not an object
+      R"({"data":-})",                              // a sign alone
+      R"({"data":{"a":1})",                         // cut short
       "",
   };
   for (const auto& in : left) EXPECT_FALSE(decode_common_envelope(in)) << in;
