@@ -285,7 +285,9 @@ class Engine final : public BackendListener, public std::enable_shared_from_this
   void detach(const std::shared_ptr<HandlerEntry>& entry);
   /// Forgets every subscription (I/O thread), failing attach() waiters with `why`.
   void clear_subscriptions(const Status& why);
-  void start_request(std::uint64_t seq, std::string channel, std::string payload, std::string topic,
+  /// I/O thread: sends request `seq` on `topic`'s channel (built here, not
+  /// by the caller, to keep allocations on the thread that frees them).
+  void start_request(std::uint64_t seq, std::string payload, std::string topic,
                      std::chrono::milliseconds timeout, bool confirm,
                      std::function<void(Message)> complete);
   void finish_request(std::uint64_t seq, Message m);

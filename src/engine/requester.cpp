@@ -44,7 +44,6 @@ void Engine::signal(std::string_view topic, nlohmann::json data, SignalCallback 
   validate_topic(topic, "signal()", /*allow_wildcard=*/false);
   require_running("signal()");
   auto seq = seq_.fetch_add(1) + 1;
-  std::string channel = slot_channel(topic);
   std::string sender = id_ + "." + std::to_string(seq);
   std::string payload = encode_envelope(data, code::kOk, sender, -1, trace_for(sender, nullptr));
   check_outgoing(payload, "signal()");
@@ -69,9 +68,9 @@ void Engine::signal(std::string_view topic, nlohmann::json data, SignalCallback 
     budget_.release(bytes);
     signals_inflight_.done();
   };
-  bool posted = io_.try_post(
-      [self = shared_from_this(), channel = std::move(channel), payload = std::move(payload), done,
-       settle, confirm = options.confirm_subscribers, t = std::string(topic)]() mutable {
+  bool posted =
+      io_.try_post([self = shared_from_this(), payload = std::move(payload), done, settle,
+                    confirm = options.confirm_subscribers, t = std::string(topic)]() mutable {
         if (self->outbound_closed()) {
           self->counters_.signals_dropped_at_stop.fetch_add(1, std::memory_order_relaxed);
           settle();
@@ -84,8 +83,10 @@ void Engine::signal(std::string_view topic, nlohmann::json data, SignalCallback 
           }
           return;
         }
+        // Built here, not by the caller: what the caller allocates, this
+        // thread frees, and each such pair contends for the caller's malloc arena.
         self->backend_->publish(
-            channel, std::move(payload),
+            slot_channel(t), std::move(payload),
             [self, done, confirm, t, settle](const Status& st, std::int64_t n) {
               settle();
               SignalResult r;
@@ -162,21 +163,20 @@ void Engine::request(std::string_view topic, nlohmann::json data,
     };
   }
   counters_.requests_sent.fetch_add(1, std::memory_order_relaxed);
-  bool posted =
-      io_.try_post([self = shared_from_this(), seq, channel = request_channel(topic),
-                    payload = std::move(payload), t = std::string(topic), timeout,
-                    confirm = options.confirm_subscribers, on_io = std::move(on_io)]() mutable {
-        self->start_request(seq, std::move(channel), std::move(payload), std::move(t), timeout,
-                            confirm, std::move(on_io));
-      });
+  bool posted = io_.try_post([self = shared_from_this(), seq, payload = std::move(payload),
+                              t = std::string(topic), timeout,
+                              confirm = options.confirm_subscribers,
+                              on_io = std::move(on_io)]() mutable {
+    self->start_request(seq, std::move(payload), std::move(t), timeout, confirm, std::move(on_io));
+  });
   if (!posted) {
     budget_.release(bytes);
     call_user(Message("engine stopped", code::kUnavailable));
   }
 }
 
-void Engine::start_request(std::uint64_t seq, std::string channel, std::string payload,
-                           std::string topic, std::chrono::milliseconds timeout, bool confirm,
+void Engine::start_request(std::uint64_t seq, std::string payload, std::string topic,
+                           std::chrono::milliseconds timeout, bool confirm,
                            std::function<void(Message)> complete) {
   if (outbound_closed()) {
     counters_.requests_failed_at_stop.fetch_add(1, std::memory_order_relaxed);
@@ -212,7 +212,7 @@ void Engine::start_request(std::uint64_t seq, std::string channel, std::string p
     self->finish_request(seq, timeout_message());
   });
   pending_.emplace(seq, std::move(p));
-  auto publish = [self, seq, channel = std::move(channel), payload = std::move(payload),
+  auto publish = [self, seq, channel = request_channel(topic), payload = std::move(payload),
                   topic = std::move(topic), confirm]() mutable {
     if (!self->pending_.count(seq)) return;
     self->backend_->publish(
