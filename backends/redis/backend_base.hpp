@@ -28,12 +28,14 @@ enum class Phase { kIdle, kOpening, kOpen, kFailed, kClosing };
 
 /// The state and steps both Redis backends share. See the file comment.
 class BackendBase {
+ public:
+  BackendBase(const BackendBase&) = delete;
+  BackendBase& operator=(const BackendBase&) = delete;
+
  protected:
   using SubKey = AwaitingSubscriptions::Key;
 
   BackendBase() = default;
-  BackendBase(const BackendBase&) = delete;
-  BackendBase& operator=(const BackendBase&) = delete;
   ~BackendBase() = default;
 
   /// True when never opened, or closed: nothing of the base is on a loop.
@@ -135,6 +137,27 @@ class BackendBase {
   /// again, after a connection loss).
   bool kept(const SubKey& key) const {
     return (key.second ? patterns_ : channels_).count(key.first) != 0;
+  }
+
+  /// The completion of a SUBSCRIBE sent for subscribe(): when the
+  /// connection drops before the confirmation while the subscription is
+  /// kept, it waits in awaiting_ for the restore instead of failing.
+  Backend::StatusCallback parked_on_loss(const std::string& channel, bool pattern,
+                                         Backend::StatusCallback done) {
+    return awaiting_.park_on_loss({channel, pattern}, std::move(done),
+                                  [this](const SubKey& key) { return kept(key); });
+  }
+
+  /// unsubscribe()'s first step: a subscribe() of `channel` still waiting
+  /// for its confirmation completes with kInvalid.
+  void release_unconfirmed(const std::string& channel, bool pattern) {
+    awaiting_.release(defer_, {channel, pattern},
+                      Status::error(StatusCode::kInvalid, "unsubscribed before it was confirmed"));
+  }
+
+  /// Removes `channel` from the subscription set; false when it was not there.
+  bool erase_subscription(const std::string& channel, bool pattern) {
+    return (pattern ? patterns_ : channels_).erase(channel) != 0;
   }
 
   Phase phase_ = Phase::kIdle;

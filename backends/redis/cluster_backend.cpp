@@ -235,16 +235,13 @@ class ClusterBackend final : public Backend, private BackendBase, private Connec
     if (holder) send_subscription(*holder, false, channel, pattern, nullptr);
     // The node may fail first: then it waits for the next placement.
     send_subscription(*n, true, channel, pattern,
-                      awaiting_.park_on_loss({channel, pattern}, std::move(done),
-                                             [this](const SubKey& key) { return kept(key); }));
+                      parked_on_loss(channel, pattern, std::move(done)));
   }
 
   void unsubscribe(const std::string& channel, bool pattern, StatusCallback done) override {
-    auto& set = pattern ? patterns_ : channels_;
-    awaiting_.release(defer_, {channel, pattern},
-                      Status::error(StatusCode::kInvalid, "unsubscribed before it was confirmed"));
+    release_unconfirmed(channel, pattern);
     Node* n = holder_of(channel, pattern);
-    if (phase_ != Phase::kOpen || set.erase(channel) == 0 || !n) {
+    if (phase_ != Phase::kOpen || !erase_subscription(channel, pattern) || !n) {
       defer_.later([done] { done(Status()); });
       return;
     }

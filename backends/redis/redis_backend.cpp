@@ -103,15 +103,12 @@ class RedisBackend final : public Backend,
     }
     // The connection may drop first: then it waits for the restore.
     send_subscription(OpKind::kSubscribe, channel, pattern,
-                      awaiting_.park_on_loss({channel, pattern}, std::move(done),
-                                             [this](const SubKey& key) { return kept(key); }));
+                      parked_on_loss(channel, pattern, std::move(done)));
   }
 
   void unsubscribe(const std::string& channel, bool pattern, StatusCallback done) override {
-    auto& set = pattern ? patterns_ : channels_;
-    awaiting_.release(defer_, {channel, pattern},
-                      Status::error(StatusCode::kInvalid, "unsubscribed before it was confirmed"));
-    if (phase_ != Phase::kOpen || set.erase(channel) == 0 || !sub_.ready()) {
+    release_unconfirmed(channel, pattern);
+    if (phase_ != Phase::kOpen || !erase_subscription(channel, pattern) || !sub_.ready()) {
       // Not subscribed (or not connected: it will not be restored): done.
       later([done] { done(Status()); });
       return;

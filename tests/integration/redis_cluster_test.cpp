@@ -352,12 +352,7 @@ TEST_F(Cluster, KilledMasterUnderTrafficFailsOverWithEveryRequestCompletedOnce) 
             << " ms after that (" << ms_of(first_ok - killed) << " ms after the kill); "
             << ok_during << " requests succeeded between the kill and the move\n";
   ASSERT_TRUE(server_watch.log->wait_for(kBack, 1, 5s));
-  ASSERT_TRUE(traffic.wait_ok(traffic.ok_total() + 100, 10s));
-  traffic.stop();
-  ASSERT_TRUE(traffic.wait_all_completed(5s));
-
-  expect_each_completed_once(traffic, "cluster failover");
-  handled.expect_handled_at_most_once(traffic);
+  expect_failover_completed(traffic, handled, "cluster failover");
 }
 
 }  // namespace

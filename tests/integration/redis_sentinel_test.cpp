@@ -108,12 +108,7 @@ TEST_F(Sentinel, KilledMasterUnderTrafficFailsOverWithEveryRequestCompletedOnce)
             << " ms after the switch (" << ms_of(first_ok - killed) << " ms after the kill)\n";
   ASSERT_TRUE(client_watch.log->wait_for(kBack, 1, 5s));
   ASSERT_TRUE(server_watch.log->wait_for(kBack, 1, 5s));
-  ASSERT_TRUE(traffic.wait_ok(traffic.ok_total() + 100, 10s));
-  traffic.stop();
-  ASSERT_TRUE(traffic.wait_all_completed(5s));
-
-  expect_each_completed_once(traffic, "failover");
-  handled.expect_handled_at_most_once(traffic);
+  expect_failover_completed(traffic, handled, "failover");
 }
 
 TEST_F(Sentinel, WrongMasterNameOrDeadSentinelsFailStartClearly) {

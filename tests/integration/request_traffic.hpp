@@ -184,6 +184,18 @@ class HandledCount {
   std::map<int, int> handled_;  // request payload -> times the replier ran for it
 };
 
+/// The end of a failover test: `100` more successes (within 10 s, scaled),
+/// then the traffic stops, every request completes (5 s) exactly once
+/// (expect_each_completed_once, as `label`), none handled twice.
+inline void expect_failover_completed(RequestTraffic& traffic, HandledCount& handled,
+                                      const std::string& label) {
+  ASSERT_TRUE(traffic.wait_ok(traffic.ok_total() + 100, std::chrono::seconds(10)));
+  traffic.stop();
+  ASSERT_TRUE(traffic.wait_all_completed(std::chrono::seconds(5)));
+  expect_each_completed_once(traffic, label);
+  handled.expect_handled_at_most_once(traffic);
+}
+
 /// Milliseconds in `d`, for reports.
 inline long long ms_of(RequestTraffic::Clock::duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
