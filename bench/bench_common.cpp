@@ -85,6 +85,18 @@ void print_result(const Fields& fields) {
   std::fflush(stdout);
 }
 
+Result measure_and_report(Window& w, const Args& a,
+                          const std::function<std::size_t()>& extra_errors) {
+  Result r = w.measure(std::chrono::duration<double>(a.num("warmup", 0.3)),
+                       std::chrono::duration<double>(a.num("seconds", 1)));
+  const std::size_t extra = extra_errors ? extra_errors() : 0;
+  print_result({{"rps", r.throughput},
+                {"p50_us", r.p50_us},
+                {"p99_us", r.p99_us},
+                {"errors", static_cast<double>(r.errors + extra)}});
+  return r;
+}
+
 Fields parse_result(const std::string& out) {
   Fields f;
   auto at = out.rfind("RESULT ");

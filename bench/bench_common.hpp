@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -48,6 +49,15 @@ struct Window {
   /// Sleeps `warmup`, measures for `seconds`, then sets `stop`.
   Result measure(std::chrono::duration<double> warmup, std::chrono::duration<double> seconds);
 };
+
+class Args;
+
+/// A closed-loop requester role's run: `w.measure()` over the role's
+/// --warmup (default 0.3 s) and --seconds (default 1), then its RESULT line
+/// (rps, p50_us, p99_us, errors; `extra_errors()`, called after the window,
+/// is added to the errors).
+Result measure_and_report(Window& w, const Args& a,
+                          const std::function<std::size_t()>& extra_errors = nullptr);
 
 /// "--key value" arguments; a "--flag" without a value maps to "1".
 class Args {

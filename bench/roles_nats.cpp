@@ -103,12 +103,7 @@ int role_nats_requester(const Args& a) {
   auto inflight = static_cast<int>(a.num("inflight", 1));
   for (int i = 0; i < inflight; ++i) rq->publish();
   natsConnection_Flush(rq->nc);
-  Result r = rq->w.measure(std::chrono::duration<double>(a.num("warmup", 0.3)),
-                           std::chrono::duration<double>(a.num("seconds", 1)));
-  print_result({{"rps", r.throughput},
-                {"p50_us", r.p50_us},
-                {"p99_us", r.p99_us},
-                {"errors", static_cast<double>(r.errors)}});
+  measure_and_report(rq->w, a);
   std::_Exit(0);  // the client's threads still run
 }
 

@@ -154,12 +154,7 @@ int role_raw_requester(const Args& a) {
   redisAsyncCommandArgv(rq->sub, RawRequester::on_response, rq, 2, argv, nullptr);
   std::thread loop([rq] { uv_run(rq->loop, UV_RUN_DEFAULT); });
   loop.detach();
-  Result r = rq->w.measure(std::chrono::duration<double>(a.num("warmup", 0.3)),
-                           std::chrono::duration<double>(a.num("seconds", 1)));
-  print_result({{"rps", r.throughput},
-                {"p50_us", r.p50_us},
-                {"p99_us", r.p99_us},
-                {"errors", static_cast<double>(r.errors)}});
+  measure_and_report(rq->w, a);
   std::_Exit(0);  // the loop thread still runs: no orderly teardown needed
 }
 

@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "redis/backend_base.hpp"
 #include "redis/cluster.hpp"
 #include "redis/cluster_slot.hpp"
 #include "redis/connection.hpp"
@@ -156,7 +157,7 @@ struct Node {
   std::vector<CmdPtr> waiting;  // for cmd's first connection
 };
 
-class ClusterBackend final : public Backend, private ConnectionOwner {
+class ClusterBackend final : public Backend, private BackendBase, private ConnectionOwner {
  public:
   explicit ClusterBackend(Options options) : opts_(std::move(options)), slots_(kClusterSlots) {
     address_ = opts_.address();
@@ -166,7 +167,7 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
   ~ClusterBackend() override = default;
 
   bool quiescent() const noexcept {
-    if (phase_ != Phase::kIdle || defer_.open()) return false;
+    if (!idle()) return false;
     return std::all_of(nodes_.begin(), nodes_.end(),
                        [](const auto& n) { return n->cmd.closed() && n->sub.closed(); });
   }
@@ -174,25 +175,12 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
   // ------------------------------------------------------------ Backend
 
   void open(IoContext& io, BackendListener& listener, StatusCallback done) override {
-    if (phase_ != Phase::kIdle || defer_.open()) {
-      io.post([done] { done(Status::error("gilmour::redis: open(): already open")); });
-      return;
-    }
-    io_ = &io;
-    listener_ = &listener;
-    loop_ = static_cast<uv_loop_t*>(io.native_loop());
-    if (!loop_) {
-      io.post([done] { done(Status::error("gilmour::redis: the I/O context has no libuv loop")); });
-      return;
-    }
-    defer_.init(loop_, io);
+    if (!begin_open(io, listener, std::move(done))) return;
     uv_timer_init(loop_, &refresh_timer_);
     refresh_timer_.data = this;
     uv_timer_init(loop_, &open_timer_);
     open_timer_.data = this;
     timers_open_ = 2;
-    phase_ = Phase::kOpening;
-    open_done_ = std::move(done);
     seed_errors_.clear();
     for (auto& n : nodes_) {
       n->cmd_lost = false;
@@ -208,29 +196,7 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
   }
 
   void close(StatusCallback done) override {
-    if (phase_ == Phase::kIdle && !defer_.open()) {
-      if (io_) {
-        io_->post([done] { done(Status()); });
-      } else {
-        done(Status());
-      }
-      return;
-    }
-    if (phase_ == Phase::kClosing) {
-      defer_.later([done] { done(Status::error("gilmour::redis: close(): already closing")); });
-      return;
-    }
-    phase_ = Phase::kClosing;
-    close_done_ = std::move(done);
-    if (open_done_) {
-      auto d = std::move(open_done_);
-      open_done_ = nullptr;
-      defer_.later([d, a = address_] { d(Status::error("closed while connecting to " + a)); });
-    }
-    channels_.clear();
-    patterns_.clear();
-    awaiting_.release_all(defer_, Status::error(StatusCode::kClosing,
-                                                "closed before the subscription was confirmed"));
+    if (!begin_close(std::move(done))) return;
     for (auto& n : nodes_) {
       fail_waiting(*n, not_open());
       n->channels.clear();
@@ -269,16 +235,13 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
     if (holder) send_subscription(*holder, false, channel, pattern, nullptr);
     // The node may fail first: then it waits for the next placement.
     send_subscription(*n, true, channel, pattern,
-                      awaiting_.park_on_loss({channel, pattern}, std::move(done),
-                                             [this](const SubKey& key) { return kept(key); }));
+                      parked_on_loss(channel, pattern, std::move(done)));
   }
 
   void unsubscribe(const std::string& channel, bool pattern, StatusCallback done) override {
-    auto& set = pattern ? patterns_ : channels_;
-    awaiting_.release(defer_, {channel, pattern},
-                      Status::error(StatusCode::kInvalid, "unsubscribed before it was confirmed"));
+    release_unconfirmed(channel, pattern);
     Node* n = holder_of(channel, pattern);
-    if (phase_ != Phase::kOpen || set.erase(channel) == 0 || !n) {
+    if (phase_ != Phase::kOpen || !erase_subscription(channel, pattern) || !n) {
       defer_.later([done] { done(Status()); });
       return;
     }
@@ -338,8 +301,6 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
   std::string describe() const override { return "redis " + address_; }
 
  private:
-  enum class Phase { kIdle, kOpening, kOpen, kFailed, kClosing };
-
   // ------------------------------------------------------------ nodes
 
   /// The node at host:port, created (and connected when the backend runs)
@@ -783,13 +744,6 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
     return nullptr;
   }
 
-  using SubKey = AwaitingSubscriptions::Key;
-
-  /// True while `key` is in the subscription set (placed again after a failure).
-  bool kept(const SubKey& key) const {
-    return (key.second ? patterns_ : channels_).count(key.first) != 0;
-  }
-
   /// The node whose subscriber holds `name`, or null.
   Node* holder_of(const std::string& name, bool pattern) const {
     for (const auto& n : nodes_) {
@@ -860,47 +814,24 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
     }
   }
 
-  // ------------------------------------------------------------ errors
-
-  template <typename Callback>
-  void reject(Callback done) {
-    fail_later(defer_, std::move(done), phase_ == Phase::kOpen ? not_connected("") : not_open());
-  }
-
-  Status not_connected(const std::string& more) const {
-    return not_connected_status(address_, more);
-  }
-
-  Status not_open() const { return not_open_status(address_, phase_ == Phase::kClosing); }
+  // ------------------------------------------------------------ close
 
   void maybe_closed() {
     if (phase_ != Phase::kClosing || timers_open_ != 0 || defer_.closing()) return;
     for (auto& n : nodes_) {
       if (!n->cmd.closed() || !n->sub.closed()) return;
     }
-    defer_.close([this] {
-      phase_ = Phase::kIdle;
+    close_deferral([this] {
       for (auto& n : nodes_) n->in_map = false;
       std::fill(slots_.begin(), slots_.end(), nullptr);
       uncovered_ = kClusterSlots;
       map_loaded_ = false;
       restoring_ = 0;
       down_reported_ = false;
-      auto d = std::move(close_done_);
-      close_done_ = nullptr;
-      try {
-        if (d) d(Status());
-      } catch (...) {
-      }
     });
   }
 
   Options opts_;
-  std::string address_;
-  IoContext* io_ = nullptr;
-  BackendListener* listener_ = nullptr;
-  uv_loop_t* loop_ = nullptr;
-  Phase phase_ = Phase::kIdle;
   std::vector<std::unique_ptr<Node>> nodes_;  // seeds first; never shrinks
   std::vector<Node*> slots_;                  // slot -> master (null: unknown)
   bool map_loaded_ = false;
@@ -914,18 +845,12 @@ class ClusterBackend final : public Backend, private ConnectionOwner {
   uv_timer_t refresh_timer_{};
   uv_timer_t open_timer_{};
   int timers_open_ = 0;
-  StatusCallback open_done_;
-  StatusCallback close_done_;
   bool down_reported_ = false;
-  std::size_t restoring_ = 0;  // re-subscriptions not yet confirmed
-  std::unordered_set<std::string> channels_;
-  std::unordered_set<std::string> patterns_;
+  std::size_t restoring_ = 0;                                // re-subscriptions not yet confirmed
   std::uint64_t next_issued_ = 0;                            // the next keyed command's seq
   std::uint64_t next_finished_ = 0;                          // the seq whose callback runs next
   std::map<std::uint64_t, std::function<void()>> finished_;  // callbacks waiting their turn
   bool draining_ = false;
-  Deferral defer_;
-  AwaitingSubscriptions awaiting_;  // subscribe() calls waiting for a placement
 };
 
 }  // namespace

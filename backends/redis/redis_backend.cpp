@@ -15,6 +15,7 @@
 
 #include "gilmour/backends/redis.hpp"
 #include "gilmour/error.hpp"
+#include "redis/backend_base.hpp"
 #include "redis/cluster.hpp"
 #include "redis/connection.hpp"
 #include "redis/deferral.hpp"
@@ -39,15 +40,16 @@ constexpr const char* kSubscriberEvicted =
 /// The Backend over hiredis. Every member runs on the engine's I/O thread
 /// (Backend contract) except the constructor and destructor.
 class RedisBackend final : public Backend,
+                           private detail::BackendBase,
                            private detail::ConnectionOwner,
                            private detail::SentinelOwner {
  public:
   explicit RedisBackend(Options options)
       : opts_(std::move(options)),
         node_(data_node_options(opts_)),
-        address_(opts_.address()),
         cmd_(Connection::Role::kCommand, node_, *this),
         sub_(Connection::Role::kSubscriber, node_, *this) {
+    address_ = opts_.address();
     if (opts_.sentinel_mode()) {
       detail::SentinelOwner& owner = *this;
       sentinel_ = std::make_unique<detail::SentinelClient>(opts_, owner);
@@ -59,29 +61,15 @@ class RedisBackend final : public Backend,
   /// True when nothing of this backend is on any loop (never opened, or
   /// closed): then it may be destroyed.
   bool quiescent() const noexcept {
-    return phase_ == Phase::kIdle && !defer_.open() && cmd_.closed() && sub_.closed() &&
-           (!sentinel_ || sentinel_->closed());
+    return idle() && cmd_.closed() && sub_.closed() && (!sentinel_ || sentinel_->closed());
   }
 
   // ------------------------------------------------------------ Backend
 
   void open(IoContext& io, BackendListener& listener, StatusCallback done) override {
-    if (phase_ != Phase::kIdle || defer_.open()) {
-      io.post([done] { done(Status::error("gilmour::redis: open(): already open")); });
-      return;
-    }
-    io_ = &io;
-    listener_ = &listener;
-    loop_ = static_cast<uv_loop_t*>(io.native_loop());
-    if (!loop_) {
-      io.post([done] { done(Status::error("gilmour::redis: the I/O context has no libuv loop")); });
-      return;
-    }
-    defer_.init(loop_, io);
+    if (!begin_open(io, listener, std::move(done))) return;
     cmd_.init(loop_);
     sub_.init(loop_);
-    phase_ = Phase::kOpening;
-    open_done_ = std::move(done);
     open_started_ = uv_now(loop_);
     if (sentinel_) {
       sentinel_->init(loop_);
@@ -93,29 +81,7 @@ class RedisBackend final : public Backend,
   }
 
   void close(StatusCallback done) override {
-    if (phase_ == Phase::kIdle && !defer_.open()) {
-      if (io_) {
-        io_->post([done] { done(Status()); });
-      } else {
-        done(Status());  // never opened: no loop to defer to
-      }
-      return;
-    }
-    if (phase_ == Phase::kClosing) {
-      later([done] { done(Status::error("gilmour::redis: close(): already closing")); });
-      return;
-    }
-    phase_ = Phase::kClosing;
-    close_done_ = std::move(done);
-    if (open_done_) {
-      auto d = std::move(open_done_);
-      open_done_ = nullptr;
-      later([d, a = address_] { d(Status::error("closed while connecting to " + a)); });
-    }
-    channels_.clear();
-    patterns_.clear();
-    awaiting_.release_all(defer_, Status::error(StatusCode::kClosing,
-                                                "closed before the subscription was confirmed"));
+    if (!begin_close(std::move(done))) return;
     restoring_ = 0;
     down_reported_ = false;
     if (sentinel_) sentinel_->close();
@@ -137,15 +103,12 @@ class RedisBackend final : public Backend,
     }
     // The connection may drop first: then it waits for the restore.
     send_subscription(OpKind::kSubscribe, channel, pattern,
-                      awaiting_.park_on_loss({channel, pattern}, std::move(done),
-                                             [this](const SubKey& key) { return kept(key); }));
+                      parked_on_loss(channel, pattern, std::move(done)));
   }
 
   void unsubscribe(const std::string& channel, bool pattern, StatusCallback done) override {
-    auto& set = pattern ? patterns_ : channels_;
-    awaiting_.release(defer_, {channel, pattern},
-                      Status::error(StatusCode::kInvalid, "unsubscribed before it was confirmed"));
-    if (phase_ != Phase::kOpen || set.erase(channel) == 0 || !sub_.ready()) {
+    release_unconfirmed(channel, pattern);
+    if (phase_ != Phase::kOpen || !erase_subscription(channel, pattern) || !sub_.ready()) {
       // Not subscribed (or not connected: it will not be restored): done.
       later([done] { done(Status()); });
       return;
@@ -210,7 +173,7 @@ class RedisBackend final : public Backend,
   std::string describe() const override { return "redis " + address_; }
 
  private:
-  enum class Phase { kIdle, kOpening, kOpen, kFailed, kClosing };
+  using Phase = detail::Phase;
 
   // ------------------------------------------------------------ connections
 
@@ -347,13 +310,6 @@ class RedisBackend final : public Backend,
     for (auto& p : patterns_) restore(p, true);
   }
 
-  using SubKey = detail::AwaitingSubscriptions::Key;
-
-  /// True while `key` is in the subscription set (restored on reconnect).
-  bool kept(const SubKey& key) const {
-    return (key.second ? patterns_ : channels_).count(key.first) != 0;
-  }
-
   /// Reports kReconnected once both connections are back and every
   /// subscription is confirmed again.
   void check_reconnected() {
@@ -399,23 +355,7 @@ class RedisBackend final : public Backend,
     }
   }
 
-  /// Fails a command at once (from the loop, not from inside the call).
-  template <typename Callback>
-  void reject(Callback done) {
-    detail::fail_later(defer_, std::move(done),
-                       phase_ == Phase::kOpen ? not_connected("") : not_open());
-  }
-
-  Status not_connected(const std::string& more) const {
-    return detail::not_connected_status(address_, more);
-  }
-
-  Status not_open() const { return detail::not_open_status(address_, phase_ == Phase::kClosing); }
-
-  // ------------------------------------------------------------ deferral
-
-  /// Runs `fn` on the loop soon, never inside the current call (Deferral).
-  void later(std::function<void()> fn) { defer_.later(std::move(fn)); }
+  // ------------------------------------------------------------ close
 
   /// close(): once both connections are closed, run what is deferred, close
   /// the deferral timer, and report done from its close callback.
@@ -424,15 +364,7 @@ class RedisBackend final : public Backend,
         (sentinel_ && !sentinel_->closed())) {
       return;
     }
-    defer_.close([this] {
-      phase_ = Phase::kIdle;
-      auto d = std::move(close_done_);
-      close_done_ = nullptr;
-      try {
-        if (d) d(Status());
-      } catch (...) {
-      }
-    });
+    close_deferral(nullptr);
   }
 
   /// The options of the data-node connections: `o` itself, or in Sentinel
@@ -446,26 +378,12 @@ class RedisBackend final : public Backend,
 
   Options opts_;
   Options node_;  // what cmd_ and sub_ connect to
-  std::string address_;
-  IoContext* io_ = nullptr;
-  BackendListener* listener_ = nullptr;
-  uv_loop_t* loop_ = nullptr;
   Connection cmd_;
   Connection sub_;
-  Phase phase_ = Phase::kIdle;
   std::unique_ptr<detail::SentinelClient> sentinel_;  // Sentinel mode only
-  StatusCallback open_done_;
-  StatusCallback close_done_;
-  std::uint64_t open_started_ = 0;  // uv_now() at open()
+  std::uint64_t open_started_ = 0;                    // uv_now() at open()
   bool down_reported_ = false;
   std::size_t restoring_ = 0;  // re-subscriptions not yet confirmed
-  std::unordered_set<std::string> channels_;
-  std::unordered_set<std::string> patterns_;
-  // subscribe() calls made while the subscriber was down (or cut by a loss),
-  // completed when the restore is confirmed: the backend alone owns the
-  // subscription set across reconnects (gilmour/backend.hpp).
-  detail::AwaitingSubscriptions awaiting_;
-  detail::Deferral defer_;
 };
 
 void validate(const Options& o) {

@@ -29,7 +29,6 @@
 #include <iostream>
 #include <map>
 #include <sstream>
-#include <thread>
 
 #include "chaos/env.hpp"
 #include "chaos/faults.hpp"
@@ -160,24 +159,16 @@ int chaos_main(const Args& args) {
   const auto steady = std::chrono::milliseconds(args.number("steady-ms", 2000));
   std::string only = args.get("faults");
 
-  Env env;
-  if (!env.start()) {
-    std::cerr << "gilmour-chaos: " << env.error() << "\n";
-    return 2;
-  }
+  Env env("gilmour-chaos");
+  if (!env.start()) return 2;
   auto a = env.spawn_replier("replier-a", true, {"--slow-slot"});
   auto b = env.spawn_replier("replier-b", true);
-  std::unique_ptr<Gilmour> g;
-  try {
-    g = env.requester(2);
-  } catch (const std::exception& e) {
-    std::cerr << "gilmour-chaos: requester: " << e.what() << "\n";
-    return 2;
-  }
+  auto g = env.requester(2);
+  if (!g) return 2;
   const Topics& topics = env.topics();
-  if (!wait_listeners(*g, "gilmour.request." + topics.request, at_least(2), scaled(30s)) ||
-      !wait_listeners(*g, "gilmour.slot." + topics.signal, at_least(2), scaled(30s)) ||
-      !wait_listeners(*g, "gilmour.slot." + topics.burst, at_least(1), scaled(30s))) {
+  if (!wait_listeners(*g, "gilmour.request." + topics.request, at_least(2), 30s) ||
+      !wait_listeners(*g, "gilmour.slot." + topics.signal, at_least(2), 30s) ||
+      !wait_listeners(*g, "gilmour.slot." + topics.burst, at_least(1), 30s)) {
     std::cerr << "gilmour-chaos: the repliers did not subscribe (logs in " << env.dir() << ")\n";
     env.keep();
     return 2;
@@ -200,7 +191,7 @@ int chaos_main(const Args& args) {
     p.req_from = traffic.next_request_id();
     p.sig_from = traffic.next_signal_id();
     traffic.start();
-    std::this_thread::sleep_for(steady);  // traffic before the fault
+    test::let_time_pass(steady);  // traffic before the fault
     try {
       p.note = fault.inject(target);
     } catch (const std::exception& e) {
@@ -211,7 +202,7 @@ int chaos_main(const Args& args) {
     if (auto first = traffic.wait_first_ok_after(fault_end, scaled(60s))) {
       p.recovery = std::chrono::duration_cast<std::chrono::milliseconds>(*first - fault_end);
     }
-    std::this_thread::sleep_for(steady);  // traffic after the recovery
+    test::let_time_pass(steady);  // traffic after the recovery
     traffic.stop();
     p.lost = traffic.wait_all_done(traffic.last_sent() + timeout + slack);
     p.req_to = traffic.next_request_id();

@@ -7,31 +7,28 @@
 
 #include <cstdlib>
 #include <ctime>
-#include <filesystem>
+#include <iostream>
 #include <thread>
 
 #include "chaos/redis_admin.hpp"
+#include "support/timing.hpp"
 
 namespace gilmour::chaos {
 
-Env::Env() : prefix_("chaos." + std::to_string(::getpid())), topics_(prefix_) {}
+Env::Env(std::string program)
+    : program_(std::move(program)),
+      prefix_("chaos." + std::to_string(::getpid())),
+      topics_(prefix_) {}
 
-Env::~Env() {
-  if (!dir_.empty() && !keep_) {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-}
+void Env::report(const std::string& what) const { std::cerr << program_ << ": " << what << "\n"; }
 
 bool Env::start() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "gilmour-chaos-XXXXXX").string();
-  if (!::mkdtemp(tmpl.data())) {
-    error_ = "cannot make a work directory under " + tmpl;
+  if (!dir_.make("gilmour-chaos-")) {
+    report("cannot make a work directory: " + dir_.error());
     return false;
   }
-  dir_ = tmpl;
-  if (!redis_.start({"--dir", dir_})) {
-    error_ = redis_.error();
+  if (!redis_.start({"--dir", dir()})) {
+    report(redis_.error());
     return false;
   }
   return true;
@@ -42,30 +39,35 @@ std::unique_ptr<Child> Env::spawn_replier(const std::string& name, bool events,
   std::vector<std::string> argv = {"replier", "--redis", redis_.url(), "--prefix", prefix_};
   if (events) {
     argv.emplace_back("--log");
-    argv.push_back(dir_ + "/" + name + ".events");
+    argv.push_back(dir() + "/" + name + ".events");
   }
   argv.insert(argv.end(), extra.begin(), extra.end());
-  return std::make_unique<Child>(argv, dir_ + "/" + name + ".log");
+  return std::make_unique<Child>(argv, dir() + "/" + name + ".log");
 }
 
 std::unique_ptr<Gilmour> Env::requester(std::size_t workers) {
-  auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(dir_ + "/requester.log");
-  auto logger = std::make_shared<spdlog::logger>("gilmour", sink);
-  logger->set_level(spdlog::level::warn);
-  auto g =
-      std::make_unique<Gilmour>(redis::make_backend(std::string_view(redis_.url())),
-                                EngineOptions{}.set_worker_threads(workers).set_logger(logger));
-  g->start();
-  return g;
+  try {
+    auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(dir() + "/requester.log");
+    auto logger = std::make_shared<spdlog::logger>("gilmour", sink);
+    logger->set_level(spdlog::level::warn);
+    auto g =
+        std::make_unique<Gilmour>(redis::make_backend(std::string_view(redis_.url())),
+                                  EngineOptions{}.set_worker_threads(workers).set_logger(logger));
+    g->start();
+    return g;
+  } catch (const std::exception& e) {
+    report(std::string("requester: ") + e.what());
+    return nullptr;
+  }
 }
 
 std::optional<std::chrono::milliseconds> wait_listeners(
     Gilmour& g, const std::string& channel, const std::function<bool(std::int64_t)>& pred,
     std::chrono::milliseconds timeout) {
   auto start = std::chrono::steady_clock::now();
-  while (!pred(g.listener_count(channel).get())) {
-    if (std::chrono::steady_clock::now() - start > timeout) return std::nullopt;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling NUMSUB
+  if (!test::eventually([&] { return pred(g.listener_count(channel).get()); }, timeout,
+                        std::chrono::milliseconds(10))) {
+    return std::nullopt;
   }
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                start);

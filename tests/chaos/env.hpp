@@ -16,20 +16,21 @@
 #include "chaos/process.hpp"
 #include "chaos/roles.hpp"
 #include "support/redis_server.hpp"
+#include "support/temp_dir.hpp"
 
 namespace gilmour::chaos {
 
 class Env {
  public:
-  /// Topics under a prefix unique to this run (`chaos.<pid>`).
-  Env();
-  /// Removes the work directory unless keep() was called.
-  ~Env();
+  /// Topics under a prefix unique to this run (`chaos.<pid>`); failures
+  /// are reported on stderr as `<program>: ...`. The destructor removes
+  /// the work directory unless keep() was called.
+  explicit Env(std::string program);
   Env(const Env&) = delete;
   Env& operator=(const Env&) = delete;
 
-  /// Makes the work directory and starts redis-server in it; false (with
-  /// error() set) when either fails.
+  /// Makes the work directory and starts redis-server in it; false (after
+  /// saying why) when either fails.
   bool start();
   /// Spawns a replier child (`replier --redis ... --prefix ...` + `extra`)
   /// logging to `<dir>/<name>.log` and, with `events`, its event lines to
@@ -37,28 +38,29 @@ class Env {
   std::unique_ptr<Child> spawn_replier(const std::string& name, bool events,
                                        std::vector<std::string> extra = {});
   /// A started requester engine with `workers` threads, logging to
-  /// `<dir>/requester.log`.
+  /// `<dir>/requester.log`; null (after saying why) when start() threw.
   std::unique_ptr<Gilmour> requester(std::size_t workers);
   /// Keeps the work directory (to look at the logs of a failed run).
-  void keep() { keep_ = true; }
+  void keep() { dir_.keep(); }
 
   test::RedisServer& redis() { return redis_; }
   const Topics& topics() const { return topics_; }
-  const std::string& dir() const { return dir_; }
-  const std::string& error() const { return error_; }
+  const std::string& dir() const { return dir_.path(); }
 
  private:
+  /// Says `what` went wrong on stderr, as `<program>: what`.
+  void report(const std::string& what) const;
+
+  std::string program_;
   test::RedisServer redis_;
   std::string prefix_;
   Topics topics_;
-  std::string dir_;
-  std::string error_;
-  bool keep_ = false;
+  test::TempDir dir_;  // declared last: removed while redis_ still runs, as before
 };
 
 /// Polls PUBSUB NUMSUB of `channel` (a full channel name) through `g` until
-/// `pred(count)` holds, for at most `timeout`; how long that took, or
-/// nullopt when it did not happen.
+/// `pred(count)` holds, for at most scaled(`timeout`) (test::eventually());
+/// how long that took, or nullopt when it did not happen.
 std::optional<std::chrono::milliseconds> wait_listeners(
     Gilmour& g, const std::string& channel, const std::function<bool(std::int64_t)>& pred,
     std::chrono::milliseconds timeout);

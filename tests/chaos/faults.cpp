@@ -4,7 +4,6 @@
 #include <memory>
 #include <mutex>
 #include <stdexcept>
-#include <thread>
 
 #include "chaos/env.hpp"
 #include "chaos/redis_admin.hpp"
@@ -26,7 +25,7 @@ std::string admin(FaultTarget& t, const std::vector<std::string>& args) {
 
 std::string kill_and_restart(FaultTarget& t) {
   t.redis.kill();
-  std::this_thread::sleep_for(1s);  // the outage: one second without a server
+  test::let_time_pass(1s);  // the outage: one second without a server
   if (!t.redis.restart())
     throw std::runtime_error("redis-server did not restart: " + t.redis.error());
   return "SIGKILL, down 1 s, restarted on the same port (empty: no persistence)";
@@ -34,7 +33,7 @@ std::string kill_and_restart(FaultTarget& t) {
 
 std::string pause_5s(FaultTarget& t) {
   t.redis.pause();
-  std::this_thread::sleep_for(5s);  // the outage: a server that answers nothing
+  test::let_time_pass(5s);  // the outage: a server that answers nothing
   t.redis.resume();
   return "SIGSTOP 5 s, SIGCONT";
 }
@@ -76,8 +75,8 @@ std::string overflow(FaultTarget& t) {
   // fault is over when the slow replier has subscribed again.
   const std::string channel = "gilmour.slot." + t.topics.burst;
   auto dropped = wait_listeners(
-      t.requester, channel, [](std::int64_t n) { return n == 0; }, scaled(10s));
-  auto back = wait_listeners(t.requester, channel, at_least(1), scaled(30s));
+      t.requester, channel, [](std::int64_t n) { return n == 0; }, 10s);
+  auto back = wait_listeners(t.requester, channel, at_least(1), 30s);
   admin(t, {"CONFIG", "SET", "client-output-buffer-limit", "pubsub 32mb 8mb 60"});
   std::string note = "burst of " + std::to_string(kBurstSignals) + " x 256 KiB (" +
                      std::to_string(published) + "/" + std::to_string(kBurstSignals + 1) +

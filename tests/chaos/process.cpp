@@ -1,14 +1,17 @@
 #include "chaos/process.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
 #include "support/redis_server.hpp"
 
@@ -19,6 +22,25 @@ std::string self_exe() {
   char buf[4096];
   ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
   return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
+/// Waits until the child `pid` has terminated (not reaped yet), for at most
+/// `timeout`: poll(2) on its pidfd (pidfd_open(2), Linux 5.3), readable once
+/// it exits. False when it did not exit in time or there is no pidfd.
+bool exited_within(pid_t pid, std::chrono::milliseconds timeout) {
+  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return false;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  int ready = 0;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd p{fd, POLLIN, 0};
+    ready = ::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(left.count(), 0)));
+    if (ready >= 0 || errno != EINTR) break;
+  }
+  ::close(fd);
+  return ready > 0;
 }
 }  // namespace
 
@@ -59,13 +81,8 @@ Child::~Child() {
 int Child::stop(std::chrono::milliseconds timeout) {
   if (pid_ <= 0) return -1;
   ::kill(pid_, SIGTERM);
-  auto deadline = std::chrono::steady_clock::now() + timeout;
   int status = 0;
-  pid_t got = 0;
-  while ((got = ::waitpid(pid_, &status, WNOHANG)) == 0 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling the exit
-  }
+  const pid_t got = exited_within(pid_, timeout) ? ::waitpid(pid_, &status, 0) : 0;
   if (got == 0) {
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, &status, 0);

@@ -7,10 +7,10 @@
 #include <csignal>
 #include <gilmour/gilmour.hpp>
 #include <iostream>
-#include <thread>
 
 #include "chaos/process.hpp"
 #include "chaos/roles.hpp"
+#include "support/timing.hpp"
 
 namespace gilmour::chaos {
 
@@ -70,7 +70,7 @@ int replier_main(const Args& args) {
           topics.burst,
           [record](const Request& req) {
             auto sleep_ms = req.data().value("sleep_ms", std::int64_t{0});
-            if (sleep_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
+            if (sleep_ms > 0) test::let_time_pass(std::chrono::milliseconds(sleep_ms));
             record("b " + std::to_string(req.data().value("id", std::int64_t{-1})));
           },
           HandlerOptions{}.set_inline_delivery());

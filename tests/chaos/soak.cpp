@@ -129,20 +129,12 @@ int soak_main(const Args& args) {
   const std::int64_t max_rss_kib = args.number("max-rss-growth-mib", 16) * 1024;
   const std::int64_t max_fds = args.number("max-fd-growth", 4);
 
-  Env env;
-  if (!env.start()) {
-    std::cerr << "gilmour-soak: " << env.error() << "\n";
-    return 2;
-  }
+  Env env("gilmour-soak");
+  if (!env.start()) return 2;
   auto replier = env.spawn_replier("replier", false);
-  std::unique_ptr<Gilmour> g;
-  try {
-    g = env.requester(2);
-  } catch (const std::exception& e) {
-    std::cerr << "gilmour-soak: requester: " << e.what() << "\n";
-    return 2;
-  }
-  if (!wait_listeners(*g, "gilmour.request." + env.topics().request, at_least(1), scaled(30s))) {
+  auto g = env.requester(2);
+  if (!g) return 2;
+  if (!wait_listeners(*g, "gilmour.request." + env.topics().request, at_least(1), 30s)) {
     std::cerr << "gilmour-soak: the replier did not subscribe (log in " << env.dir() << ")\n";
     env.keep();
     return 2;

@@ -6,9 +6,9 @@
 
 #include <atomic>
 #include <future>
-#include <thread>
 
 #include "support/backend_test.hpp"
+#include "support/timing.hpp"
 
 namespace gilmour::test {
 namespace {
@@ -28,7 +28,7 @@ TEST_P(DeadlineTest, FloodOfRequestsWhoseClientsGaveUpIsDroppedNotRun) {
   std::atomic<int> ran{0};
   auto sub = server.reply_to(topic, [&](const Request&, Response& res) {
     ++ran;
-    std::this_thread::sleep_for(50ms);  // the handler's work
+    let_time_pass(50ms);  // the handler's work
     res.set_data(1);
   });
   constexpr int kRequests = 60;
@@ -62,7 +62,7 @@ TEST_P(DeadlineTest, HandlerSeesItsBudgetShrinkAndTheRequestersTraceId) {
   auto topic = unique_topic("budget");
   auto sub = server.reply_to(topic, [](const Request& r, Response& res) {
     auto first = r.remaining();
-    std::this_thread::sleep_for(20ms);  // time passing
+    let_time_pass(20ms);  // time passing
     auto second = r.remaining();
     res.set_data(json{{"first", first.count()},
                       {"second", second.count()},

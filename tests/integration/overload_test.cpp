@@ -228,11 +228,9 @@ TEST_P(OverloadTest, StopAnswersQueuedRequestsAndCountsQueuedSignals) {
 }
 
 TEST_P(OverloadTest, BadBoundsAreRejected) {
-  EXPECT_THROW(Gilmour(world_->backend(), test_options().set_max_pending(0)), InvalidArgument);
-  EXPECT_THROW(Gilmour(world_->backend(), test_options().set_max_pending_bytes(0)),
-               InvalidArgument);
-  EXPECT_THROW(Gilmour(world_->backend(), test_options().set_saturated_lock_delay(-1ms)),
-               InvalidArgument);
+  expect_invalid_engine_options(
+      *world_, {test_options().set_max_pending(0), test_options().set_max_pending_bytes(0),
+                test_options().set_saturated_lock_delay(-1ms)});
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, OverloadTest, ::testing::ValuesIn(backend_kinds()),

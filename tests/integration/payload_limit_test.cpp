@@ -54,9 +54,8 @@ TEST_P(PayloadLimit, IncomingOverTheLimitIsDroppedAndCounted) {
 }
 
 TEST_P(PayloadLimit, LimitIsValidated) {
-  EXPECT_THROW(Gilmour(world_->backend(), test_options().set_max_payload(0)), InvalidArgument);
-  EXPECT_THROW(Gilmour(world_->backend(), test_options().set_max_payload(std::size_t{1} << 40)),
-               InvalidArgument);
+  expect_invalid_engine_options(*world_, {test_options().set_max_payload(0),
+                                          test_options().set_max_payload(std::size_t{1} << 40)});
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, PayloadLimit, ::testing::ValuesIn(backend_kinds()),

@@ -231,17 +231,10 @@ TEST_F(Cluster, AskAndMovedAreFollowedWhileASlotMigrates) {
   auto queue = unique_topic("migrating");
   const int slot = keyslot(queue);
   const int from = topo_->master_of_slot(slot);
-  int to = 0;
-  for (int port : topo_->master_ports()) {
-    if (port != from) to = port;
-  }
+  const int to = topo_->other_master(from);
   ASSERT_NE(from, 0);
   ASSERT_NE(to, 0);
-  auto id = [](int port) {
-    auto r = raw(port).command({"CLUSTER", "MYID"});
-    return r && r->str ? std::string(r->str, r->len) : std::string();
-  };
-  const std::string from_id = id(from), to_id = id(to);
+  const std::string from_id = topo_->node_id(from), to_id = topo_->node_id(to);
   auto o = test_options();
   o.error_policy = ErrorPolicy::kQueue;
   o.error_queue = queue;
@@ -279,14 +272,11 @@ TEST_F(Cluster, ARedirectionLoopFailsTheCommandAfterFiveRedirections) {
   auto queue = unique_topic("loop");
   const int slot = keyslot(queue);
   const int owner = topo_->master_of_slot(slot);
-  int other = 0;
-  for (int port : topo_->master_ports()) {
-    if (port != owner) other = port;
-  }
+  const int other = topo_->other_master(owner);
   ASSERT_NE(owner, 0);
   ASSERT_NE(other, 0);
-  auto other_id = raw(other).command({"CLUSTER", "MYID"});
-  ASSERT_TRUE(other_id && other_id->str);
+  const std::string other_id = topo_->node_id(other);
+  ASSERT_FALSE(other_id.empty());
   auto [log, logger] = LogWatch::make("loop");
   auto o = test_options();
   o.error_policy = ErrorPolicy::kQueue;
@@ -297,8 +287,7 @@ TEST_F(Cluster, ARedirectionLoopFailsTheCommandAfterFiveRedirections) {
   subs_.push_back(
       server.reply_to(topic, [](const Request&, Response&) { throw std::runtime_error("boom"); }));
   auto& client = started({1});
-  auto r = raw(owner).command({"CLUSTER", "SETSLOT", std::to_string(slot), "MIGRATING",
-                               std::string(other_id->str, other_id->len)});
+  auto r = raw(owner).command({"CLUSTER", "SETSLOT", std::to_string(slot), "MIGRATING", other_id});
   ASSERT_TRUE(r && r->type == REDIS_REPLY_STATUS);
   EXPECT_EQ(client.request_sync(topic, 1).code(), 500);
   EXPECT_TRUE(log->wait_for("after 5 redirections (last: MOVED " + std::to_string(slot), 1, 10s));
@@ -339,15 +328,8 @@ TEST_F(Cluster, KilledMasterUnderTrafficFailsOverWithEveryRequestCompletedOnce) 
   auto& server = started({0, 1, 2}, server_watch.options);
   auto& client = started({3, 4, 5}, client_watch.options);
   auto topic = unique_topic("failover");
-  std::mutex mu;
-  std::map<int, int> handled;
-  subs_.push_back(server.reply_to(topic, [&](const Request& r, Response& res) {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      ++handled[r.data<int>()];
-    }
-    res.set_data(r.data());
-  }));
+  HandledCount handled;
+  subs_.push_back(server.reply_to(topic, handled.echo()));
   RequestTraffic traffic(client, topic, *client_watch.log, scaled(750ms));
   ASSERT_TRUE(traffic.wait_ok(100, 10s));
 
@@ -365,26 +347,12 @@ TEST_F(Cluster, KilledMasterUnderTrafficFailsOverWithEveryRequestCompletedOnce) 
   auto first_ok = traffic.wait_first_new_ok(switched + scaled(2s));
   ASSERT_NE(first_ok, Clock::time_point{})
       << "no successful request within " << scaled(2s).count() << " ms of the failover";
-  auto ms = [](Clock::duration d) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
-  };
-  std::cout << "[ failover ] slots moved " << ms(switched - killed)
-            << " ms after the kill; first new success " << ms(first_ok - switched)
-            << " ms after that (" << ms(first_ok - killed) << " ms after the kill); " << ok_during
-            << " requests succeeded between the kill and the move\n";
+  std::cout << "[ failover ] slots moved " << ms_of(switched - killed)
+            << " ms after the kill; first new success " << ms_of(first_ok - switched)
+            << " ms after that (" << ms_of(first_ok - killed) << " ms after the kill); "
+            << ok_during << " requests succeeded between the kill and the move\n";
   ASSERT_TRUE(server_watch.log->wait_for(kBack, 1, 5s));
-  ASSERT_TRUE(traffic.wait_ok(traffic.ok_total() + 100, 10s));
-  traffic.stop();
-  ASSERT_TRUE(traffic.wait_all_completed(5s));
-
-  expect_each_completed_once(traffic, "cluster failover");
-  std::lock_guard<std::mutex> lock(mu);
-  for (auto& [i, cs] : traffic.codes()) {
-    EXPECT_LE(handled[i], 1) << "request " << i << " handled " << handled[i] << " times";
-    if (cs == std::vector<int>{200}) {
-      EXPECT_EQ(handled[i], 1) << "request " << i << " answered but not handled";
-    }
-  }
+  expect_failover_completed(traffic, handled, "cluster failover");
 }
 
 }  // namespace

@@ -7,10 +7,10 @@
 #include <atomic>
 #include <chrono>
 #include <future>
-#include <thread>
 
 #include "integration/redis_fixture.hpp"
 #include "integration/state_log.hpp"
+#include "support/timing.hpp"
 
 namespace gilmour::test {
 namespace {
@@ -82,7 +82,7 @@ TEST_F(Liveness, BusyIoThreadIsNotADeadServer) {
   auto rep = g.reply_to(
       topic,
       [hold](const Request&, Response& res) {
-        std::this_thread::sleep_for(hold);  // the workload: a slow inline handler
+        let_time_pass(hold);  // the workload: a slow inline handler
         res.set_data("ok");
       },
       HandlerOptions{}.set_inline_delivery(true));

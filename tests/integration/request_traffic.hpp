@@ -4,6 +4,8 @@
 // completed exactly once and how soon requests succeeded again.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -147,6 +149,56 @@ inline std::map<int, int> expect_each_completed_once(RequestTraffic& traffic,
   for (auto& [c, n] : by_code) std::cout << " " << c << "x" << n;
   std::cout << "\n";
   return by_code;
+}
+
+/// How often a replier ran for each request of a RequestTraffic (request i
+/// carries the payload i): echo() is the counting replier, and
+/// expect_handled_at_most_once() the check that a failover handled no
+/// request twice and every answered request once.
+class HandledCount {
+ public:
+  /// A reply handler (any thread) that counts the request and echoes it.
+  ReplyHandler echo() {
+    return [this](const Request& r, Response& res) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++handled_[r.data<int>()];
+      }
+      res.set_data(r.data());
+    };
+  }
+  /// After wait_all_completed(): no request was handled twice, and each
+  /// answered 200 was handled.
+  void expect_handled_at_most_once(RequestTraffic& traffic) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [i, cs] : traffic.codes()) {
+      EXPECT_LE(handled_[i], 1) << "request " << i << " handled " << handled_[i] << " times";
+      if (cs == std::vector<int>{200}) {
+        EXPECT_EQ(handled_[i], 1) << "request " << i << " answered but not handled";
+      }
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<int, int> handled_;  // request payload -> times the replier ran for it
+};
+
+/// The end of a failover test: `100` more successes (within 10 s, scaled),
+/// then the traffic stops, every request completes (5 s) exactly once
+/// (expect_each_completed_once, as `label`), none handled twice.
+inline void expect_failover_completed(RequestTraffic& traffic, HandledCount& handled,
+                                      const std::string& label) {
+  ASSERT_TRUE(traffic.wait_ok(traffic.ok_total() + 100, std::chrono::seconds(10)));
+  traffic.stop();
+  ASSERT_TRUE(traffic.wait_all_completed(std::chrono::seconds(5)));
+  expect_each_completed_once(traffic, label);
+  handled.expect_handled_at_most_once(traffic);
+}
+
+/// Milliseconds in `d`, for reports.
+inline long long ms_of(RequestTraffic::Clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
 
 }  // namespace gilmour::test

@@ -51,6 +51,12 @@ EngineOptions test_options() {
   return o;
 }
 
+void expect_invalid_engine_options(World& world, const std::vector<EngineOptions>& bad) {
+  for (std::size_t i = 0; i < bad.size(); ++i) {
+    EXPECT_THROW(Gilmour(world.backend(), bad[i]), InvalidArgument) << "options " << i;
+  }
+}
+
 namespace {
 
 /// A minimal I/O thread for raw backends in tests.

@@ -63,6 +63,9 @@ std::string unique_topic(const std::string& name);
 /// Engine options for tests: small pool, quiet logger, timeouts (request,
 /// connect, drain) of 10 s, 5 s and 5 s, scaled().
 EngineOptions test_options();
+/// Each of `bad` makes Gilmour's constructor (on a new backend of `world`)
+/// throw InvalidArgument; a failure names its index in `bad`.
+void expect_invalid_engine_options(World& world, const std::vector<EngineOptions>& bad);
 
 /// A counter that can be waited on.
 class Counter {

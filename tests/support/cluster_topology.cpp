@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -45,19 +44,10 @@ std::string reply_text(const redisReply* r) {
 
 ClusterTopology::~ClusterTopology() {
   for (auto& n : nodes_) n->kill();
-  if (!dir_.empty()) {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
 }
 
 bool ClusterTopology::start() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "gilmour-cluster-XXXXXX").string();
-  if (!::mkdtemp(tmpl.data())) {
-    error_ = "mkdtemp failed";
-    return false;
-  }
-  dir_ = tmpl;
+  if (!make_dir("gilmour-cluster-")) return false;
   for (int i = 0; i < kNodes; ++i) {
     auto node = std::make_unique<RedisServer>();
     bool up = false;
@@ -65,9 +55,9 @@ bool ClusterTopology::start() {
       int port = free_cluster_port();
       if (port == 0) break;
       up = node->start({"--cluster-enabled", "yes", "--cluster-config-file",
-                        dir_ + "/nodes-" + std::to_string(port) + ".conf", "--cluster-node-timeout",
-                        std::to_string(kNodeTimeout.count()), "--cluster-require-full-coverage",
-                        "no", "--dir", dir_},
+                        dir() + "/nodes-" + std::to_string(port) + ".conf",
+                        "--cluster-node-timeout", std::to_string(kNodeTimeout.count()),
+                        "--cluster-require-full-coverage", "no", "--dir", dir()},
                        port);
     }
     if (!up) {
@@ -159,6 +149,19 @@ int ClusterTopology::master_of_slot(int slot) {
     return 0;
   }
   return 0;
+}
+
+int ClusterTopology::other_master(int port) {
+  int other = 0;
+  for (int p : master_ports()) {
+    if (p != port) other = p;
+  }
+  return other;
+}
+
+std::string ClusterTopology::node_id(int port) {
+  RawRedis raw(RawTarget{"127.0.0.1", port, "", ""});
+  return reply_text(raw.command({"CLUSTER", "MYID"}).get());
 }
 
 void ClusterTopology::kill_port(int port) {

@@ -15,24 +15,22 @@
 #include <vector>
 
 #include "support/redis_server.hpp"
+#include "support/topology.hpp"
 
 namespace gilmour::test {
 
-class ClusterTopology {
+class ClusterTopology : public Topology {
  public:
   static constexpr int kNodes = 6;
   static constexpr std::chrono::milliseconds kNodeTimeout{1000};
 
   ClusterTopology() = default;
   ~ClusterTopology();
-  ClusterTopology(const ClusterTopology&) = delete;
-  ClusterTopology& operator=(const ClusterTopology&) = delete;
 
   /// Starts the nodes, creates the cluster and waits (scaled) until every
   /// node reports cluster_state:ok and knows its replica. False (with
   /// error()) when it did not come up.
   bool start();
-  const std::string& error() const { return error_; }
 
   /// `redis-cluster://127.0.0.1:p,...` naming the nodes `seeds` (indexes;
   /// all of them when empty).
@@ -43,6 +41,10 @@ class ClusterTopology {
   std::vector<int> master_ports();
   /// The port of the master serving `slot` now (asked of a running node), or 0.
   int master_of_slot(int slot);
+  /// The port of a master other than `port` (the last in master_ports()), or 0.
+  int other_master(int port);
+  /// CLUSTER MYID of the node on `port` (empty when it did not answer).
+  std::string node_id(int port);
   /// SIGKILLs the node on `port`.
   void kill_port(int port);
   /// Waits (scaled) until a running node reports the cluster ok with no
@@ -52,9 +54,7 @@ class ClusterTopology {
  private:
   bool all_ok();
 
-  std::string dir_;
   std::vector<std::unique_ptr<RedisServer>> nodes_;
-  std::string error_;
 };
 
 }  // namespace gilmour::test

@@ -1,8 +1,5 @@
 #include "support/sentinel_topology.hpp"
 
-#include <stdlib.h>
-
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <thread>
@@ -36,19 +33,10 @@ SentinelTopology::~SentinelTopology() {
   for (auto& s : sentinels_of_replica_) s->kill();
   for (auto& s : sentinels_) s->kill();
   for (auto& n : nodes_) n->kill();
-  if (!dir_.empty()) {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
 }
 
 bool SentinelTopology::start() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "gilmour-sentinel-XXXXXX").string();
-  if (!::mkdtemp(tmpl.data())) {
-    error_ = "mkdtemp failed";
-    return false;
-  }
-  dir_ = tmpl;
+  if (!make_dir("gilmour-sentinel-")) return false;
   nodes_.push_back(std::make_unique<RedisServer>());
   if (!nodes_[0]->start()) {
     error_ = "master: " + nodes_[0]->error();
@@ -74,7 +62,7 @@ bool SentinelTopology::start() {
 
 std::unique_ptr<RedisServer> SentinelTopology::start_sentinel(const std::string& name, int port,
                                                               int quorum) {
-  std::string conf = dir_ + "/sentinel" + std::to_string(++configs_) + ".conf";
+  std::string conf = dir() + "/sentinel" + std::to_string(++configs_) + ".conf";
   std::ofstream(conf) << "sentinel monitor " << name << " 127.0.0.1 " << port << " " << quorum
                       << "\n"
                       << "sentinel down-after-milliseconds " << name << " " << kDownAfter.count()
@@ -84,7 +72,7 @@ std::unique_ptr<RedisServer> SentinelTopology::start_sentinel(const std::string&
                       << "sentinel parallel-syncs " << name << " 1\n";
   auto s = std::make_unique<RedisServer>();
   s->set_config(conf, "+monitor master");
-  if (!s->start({"--sentinel", "--dir", dir_})) {
+  if (!s->start({"--sentinel", "--dir", dir()})) {
     error_ = "sentinel: " + s->error();
     return nullptr;
   }

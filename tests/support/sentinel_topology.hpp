@@ -12,10 +12,11 @@
 #include <vector>
 
 #include "support/redis_server.hpp"
+#include "support/topology.hpp"
 
 namespace gilmour::test {
 
-class SentinelTopology {
+class SentinelTopology : public Topology {
  public:
   static constexpr const char* kMasterName = "mymaster";
   static constexpr std::chrono::milliseconds kDownAfter{1000};
@@ -23,14 +24,11 @@ class SentinelTopology {
 
   SentinelTopology() = default;
   ~SentinelTopology();
-  SentinelTopology(const SentinelTopology&) = delete;
-  SentinelTopology& operator=(const SentinelTopology&) = delete;
 
   /// Starts the data nodes, then the sentinels, and waits (scaled) until
   /// every sentinel knows the replica and the two other sentinels, so that a
   /// failover can happen. False (with error()) when it did not come up.
   bool start();
-  const std::string& error() const { return error_; }
 
   /// `redis-sentinel://h:p,h:p,h:p/NAME` (`name`: the master's name by default).
   std::string url(const std::string& name = kMasterName) const;
@@ -54,12 +52,10 @@ class SentinelTopology {
   /// A sentinel monitoring 127.0.0.1:`port` as `name`, or null (error()).
   std::unique_ptr<RedisServer> start_sentinel(const std::string& name, int port, int quorum);
 
-  std::string dir_;
   std::vector<std::unique_ptr<RedisServer>> nodes_;      // [0] started as master
   std::vector<std::unique_ptr<RedisServer>> sentinels_;  // 3
   std::vector<std::unique_ptr<RedisServer>> sentinels_of_replica_;
   int configs_ = 0;  // sentinel configuration files written
-  std::string error_;
 };
 
 }  // namespace gilmour::test

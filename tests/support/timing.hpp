@@ -3,6 +3,8 @@
 // $GILMOUR_TEST_TIME_FACTOR when set (a positive number), else the build's
 // default (1, or 5 when built with a sanitizer; see docs/testing.md).
 // Lower bounds ("took at least 250 ms") and "not yet" checks are not scaled.
+// Also the suites' one polling wait (eventually()) and their one way to let
+// time pass (let_time_pass()).
 //
 // Header-only, so that programs compiling single support sources (bench/)
 // need nothing more.
@@ -66,6 +68,16 @@ bool eventually(Pred pred, std::chrono::milliseconds timeout = std::chrono::seco
     std::this_thread::sleep_for(interval);
   }
   return true;
+}
+
+/// Lets `d` of real time pass on this thread: a handler's simulated work, a
+/// fault's outage, traffic before or after a fault. It models elapsed time,
+/// never synchronisation: to wait for something, wait on it (eventually(), a
+/// future, a condition variable, a log line). With eventually()'s interval,
+/// the suites' only sleep.
+template <typename Rep, typename Period>
+void let_time_pass(std::chrono::duration<Rep, Period> d) {
+  std::this_thread::sleep_for(d);
 }
 
 }  // namespace gilmour::test

@@ -2,9 +2,22 @@
 #include <gtest/gtest.h>
 
 #include <gilmour/gilmour.hpp>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace gilmour::redis {
 namespace {
+
+/// `nodes` (sentinels or cluster seeds) are `expected` (host, port), in order.
+void expect_endpoints(const std::vector<Endpoint>& nodes,
+                      const std::vector<std::pair<std::string, int>>& expected) {
+  ASSERT_EQ(nodes.size(), expected.size());
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    EXPECT_EQ(nodes[i].host, expected[i].first) << "node " << i;
+    EXPECT_EQ(nodes[i].port, expected[i].second) << "node " << i;
+  }
+}
 
 TEST(RedisUrl, PasswordHostPortDb) {
   auto o = Options::from_url("redis://:s3cret@redis.example:6380/2");
@@ -156,13 +169,8 @@ TEST(RedisSentinelUrl, SentinelsMasterCredentialsAndDb) {
       "redis-sentinel://alice:p%40ss@10.0.0.1:26380,sentinel-b,[::1]:26390/my%20master"
       "?db=3&sentinel_user=watch&sentinel_password=s3nt");
   ASSERT_TRUE(o.sentinel_mode());
-  ASSERT_EQ(o.sentinels.size(), 3u);
-  EXPECT_EQ(o.sentinels[0].host, "10.0.0.1");
-  EXPECT_EQ(o.sentinels[0].port, 26380);
-  EXPECT_EQ(o.sentinels[1].host, "sentinel-b");
-  EXPECT_EQ(o.sentinels[1].port, 26379);  // the Sentinel default port
-  EXPECT_EQ(o.sentinels[2].host, "::1");
-  EXPECT_EQ(o.sentinels[2].port, 26390);
+  // sentinel-b: the Sentinel default port.
+  expect_endpoints(o.sentinels, {{"10.0.0.1", 26380}, {"sentinel-b", 26379}, {"::1", 26390}});
   EXPECT_EQ(o.master_name, "my master");
   EXPECT_EQ(o.user, "alice");  // data-node credentials
   EXPECT_EQ(o.password, "p@ss");
@@ -239,13 +247,8 @@ TEST(RedisClusterUrl, SeedsAndCredentials) {
   auto o = Options::from_url("redis-cluster://alice:p%40ss@10.0.0.1:7000,node-b,[::1]:7002");
   ASSERT_TRUE(o.cluster_mode());
   EXPECT_FALSE(o.sentinel_mode());
-  ASSERT_EQ(o.cluster_nodes.size(), 3u);
-  EXPECT_EQ(o.cluster_nodes[0].host, "10.0.0.1");
-  EXPECT_EQ(o.cluster_nodes[0].port, 7000);
-  EXPECT_EQ(o.cluster_nodes[1].host, "node-b");
-  EXPECT_EQ(o.cluster_nodes[1].port, 6379);  // the Redis default port
-  EXPECT_EQ(o.cluster_nodes[2].host, "::1");
-  EXPECT_EQ(o.cluster_nodes[2].port, 7002);
+  // node-b: the Redis default port.
+  expect_endpoints(o.cluster_nodes, {{"10.0.0.1", 7000}, {"node-b", 6379}, {"::1", 7002}});
   EXPECT_EQ(o.user, "alice");
   EXPECT_EQ(o.password, "p@ss");
   EXPECT_EQ(o.db, 0);
