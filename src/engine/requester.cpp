@@ -212,7 +212,8 @@ void Engine::start_request(std::uint64_t seq, std::string payload, std::string t
     self->finish_request(seq, timeout_message());
   });
   pending_.emplace(seq, std::move(p));
-  auto publish = [self, seq, channel = request_channel(topic), payload = std::move(payload),
+  std::string channel = request_channel(topic);
+  auto publish = [self, seq, channel = std::move(channel), payload = std::move(payload),
                   topic = std::move(topic), confirm]() mutable {
     if (!self->pending_.count(seq)) return;
     self->backend_->publish(
