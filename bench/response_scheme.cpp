@@ -51,11 +51,13 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "raw_replier.hpp"
 #include "support/redis_server.hpp"
 
 namespace {
 
 using gilmour::bench::Clock;
+using gilmour::bench::raw_lock_then_respond;
 using gilmour::bench::Result;
 using namespace std::chrono_literals;
 
@@ -247,26 +249,7 @@ class RawFloor {
       self->maybe_start();
       return;
     }
-    std::string_view payload(r->element[2]->str, r->element[2]->len);
-    auto at = payload.find(R"("sender":")");
-    if (at == std::string_view::npos) return;
-    auto s = payload.substr(at + 10);
-    s = s.substr(0, s.find('"'));
-    auto* key = new std::string(std::string(s) + "_default");
-    const char* argv[] = {"SET", key->data(), key->data(), "NX", "EX", "600"};
-    size_t len[] = {3, key->size(), key->size(), 2, 2, 3};
-    redisAsyncCommandArgv(self->rep_cmd_, on_lock, key, 6, argv, len);
-  }
-  static void on_lock(redisAsyncContext* ac, void* reply, void* priv) {
-    std::unique_ptr<std::string> key(static_cast<std::string*>(priv));
-    auto* r = static_cast<redisReply*>(reply);
-    if (!r || r->type != REDIS_REPLY_STATUS) return;
-    std::string s = key->substr(0, key->size() - 8);  // strip "_default"
-    std::string channel = "gilmour.response." + s;
-    std::string payload = R"({"data":{"n":1},"code":200,"sender":")" + channel + "\"}";
-    const char* argv[] = {"PUBLISH", channel.data(), payload.data()};
-    size_t len[] = {7, channel.size(), payload.size()};
-    redisAsyncCommandArgv(ac, nullptr, nullptr, 3, argv, len);
+    raw_lock_then_respond(self->rep_cmd_, r);
   }
   // Requester: the response completes a request; the next one goes out.
   static void on_response(redisAsyncContext*, void* reply, void* priv) {

@@ -19,6 +19,7 @@
 #include <string_view>
 #include <thread>
 
+#include "raw_replier.hpp"
 #include "roles.hpp"
 
 namespace gilmour::bench {
@@ -69,28 +70,7 @@ struct RawReplier {
       say_ready();
       return;
     }
-    if (!is_message(r, "message")) return;
-    std::string_view payload(r->element[2]->str, r->element[2]->len);
-    auto at = payload.find(R"("sender":")");
-    if (at == std::string_view::npos) return;
-    auto sender = payload.substr(at + 10);
-    sender = sender.substr(0, sender.find('"'));
-    auto* key = new std::string(sender);
-    key->append("_default");
-    const char* argv[] = {"SET", key->data(), key->data(), "NX", "EX", "600"};
-    size_t len[] = {3, key->size(), key->size(), 2, 2, 3};
-    redisAsyncCommandArgv(self->cmd, on_lock, key, 6, argv, len);
-  }
-  static void on_lock(redisAsyncContext* ac, void* reply, void* priv) {
-    std::unique_ptr<std::string> key(static_cast<std::string*>(priv));
-    auto* r = static_cast<redisReply*>(reply);
-    if (!r || r->type != REDIS_REPLY_STATUS) return;  // lost the lock (or failed)
-    std::string channel = "gilmour.response." + key->substr(0, key->size() - 8);
-    std::string payload(kBody);
-    payload += channel + "\"}";
-    const char* argv[] = {"PUBLISH", channel.data(), payload.data()};
-    size_t len[] = {7, channel.size(), payload.size()};
-    redisAsyncCommandArgv(ac, nullptr, nullptr, 3, argv, len);
+    if (is_message(r, "message")) raw_lock_then_respond(self->cmd, r);
   }
 };
 
